@@ -1,0 +1,1 @@
+"""datagen — see design.md."""

@@ -1,0 +1,1 @@
+"""engrain: the command-line front end. Nothing imports this package."""

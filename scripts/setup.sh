@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Creates .venv at the repository root and installs engrain with the extras named in $1.
+# Safe to run again: pip skips what is already satisfied.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-train,local}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# torch first: any later requirement that admits a newer torch would otherwise pull the newest CUDA build.
+if [ "$(uname -s)" = "Linux" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+fi
+.venv/bin/python -m pip install -q -e ".[${extras}]"

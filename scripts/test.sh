@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's second command: install everything the tests drive, then run them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh "train,local,mlx,unsloth,dev"
+# Real MCP clients the tests drive: Claude Code and the MCP Inspector CLI, kept local to the checkout.
+if command -v npm >/dev/null 2>&1; then
+  [ -x .tools/node_modules/.bin/claude ] && [ -x .tools/node_modules/.bin/mcp-inspector ] || \
+    npm install --silent --no-audit --no-fund --prefix .tools @anthropic-ai/claude-code @modelcontextprotocol/inspector
+fi
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+exec .venv/bin/python -m pytest "$@"
