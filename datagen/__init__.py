@@ -1,1 +1,28 @@
-"""datagen — see design.md."""
+"""datagen — the training dataset: workspace, plan, rules, knowledge, validation, dedup, store, review, export.
+
+This module is the package's public surface; everything else is private to datagen.
+"""
+from __future__ import annotations
+
+from datagen.brief import build_brief
+from datagen.catalog import coverage, get_example, list_examples, plan, snapshot_hash
+from datagen.config import DatasetConfig
+from datagen.errors import DatagenError, ExampleNotFound, PathOutsideWorkspace, UnknownCategory, WorkspaceNotFound
+from datagen.export import export
+from datagen.generate import GenerateResult, generate
+from datagen.ingest import import_file, submit
+from datagen.knowledge import add_knowledge, list_knowledge
+from datagen.review import judge_pending, review_example
+from datagen.rules import check_rules, load_rules
+from datagen.schema import (Brief, Category, CategoryCoverage, Chunk, Coverage, Example, ExamplePage, ExportResult,
+                            Message, ReviewEvent, Rule, RuleResult, StoredExample, ToolCall, Verdict)
+from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace
+
+__all__ = [
+    "Brief", "Category", "CategoryCoverage", "Chunk", "Coverage", "DatagenError", "DatasetConfig", "Example",
+    "ExampleNotFound", "ExamplePage", "ExportResult", "GenerateResult", "Message", "PathOutsideWorkspace",
+    "ReviewEvent", "Rule", "RuleResult", "StoredExample", "ToolCall", "UnknownCategory", "Verdict", "Workspace",
+    "WorkspaceNotFound", "add_knowledge", "build_brief", "check_rules", "coverage", "export", "find_workspace",
+    "generate", "get_example", "import_file", "init_workspace", "judge_pending", "list_examples",
+    "list_knowledge", "load_rules", "load_workspace", "plan", "review_example", "snapshot_hash", "submit",
+]

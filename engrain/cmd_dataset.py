@@ -1,8 +1,311 @@
-"""Placeholder: its owner replaces this module."""
+"""Dataset commands: init, knowledge, import, export, review, generate, coverage (all over the datagen package)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from datagen import Workspace
+
+console = Console()
+errors = Console(stderr=True)
+
+WorkspaceOption = typer.Option(None, "--workspace", "-w", envvar="ENGRAIN_WORKSPACE",
+                               help="Workspace directory (default: the nearest engrain.toml above the cwd).")
+QUICKSTART = Path(__file__).parent / "quickstart" / "workspace"
+
+knowledge_app = typer.Typer(help="Knowledge sources (CLAUDE.md, rules, workflows, skills) the briefs draw on.",
+                            no_args_is_help=True)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn datagen's errors (whose messages say what to do) into a red line and exit status 2."""
+    from datagen import DatagenError
+
+    try:
+        yield
+    except DatagenError as exc:
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _workspace(path: Optional[Path]) -> "Workspace":
+    from datagen import find_workspace
+
+    return find_workspace(path)
+
+
+def init(
+    directory: Path = typer.Argument(Path("."), help="Project directory to initialize."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing engrain.toml."),
+    template: Optional[str] = typer.Option(None, "--template",
+                                           help="A workspace directory whose engrain.toml to copy, or 'quickstart'."),
+    claude: bool = typer.Option(False, "--claude", help="Also register the MCP server for Claude Code."),
+) -> None:
+    """Write engrain.toml (commented, with the default plan) and .engrain/; safe to run again."""
+    from datagen import init_workspace
+
+    fragments = []
+    try:
+        from training import TOML_TEMPLATE as training_toml  # until training exports it, init writes no [training]
+
+        fragments.append(training_toml)
+    except ImportError:
+        pass
+    try:
+        from router import TOML_TEMPLATE as router_toml
+
+        fragments.append(router_toml)
+    except ImportError:
+        pass
+    source = QUICKSTART if template == "quickstart" else (Path(template) if template else None)
+    with _reported():
+        written = init_workspace(directory, force=force, template=source, extra_toml=fragments)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    if not written:
+        console.print(f"{directory.resolve()} is already an engrain workspace (use --force to rewrite engrain.toml)",
+                      highlight=False)
+    if claude:
+        from server import register_for_claude_code
+
+        result = register_for_claude_code(directory.resolve())
+        if result:
+            console.print(str(result), highlight=False)
+
+
+@knowledge_app.command("add")
+def knowledge_add(
+    paths: list[Path] = typer.Argument(..., help="Markdown/text files or directories of them."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Ingest sources into chunks; re-adding a changed file replaces its chunks."""
+    from datagen import add_knowledge
+
+    with _reported():
+        chunks = add_knowledge(_workspace(workspace), paths)
+    sources = sorted({c.source for c in chunks})
+    console.print(f"{len(chunks)} chunks from {len(sources)} files", highlight=False)
+
+
+@knowledge_app.command("list")
+def knowledge_list(workspace: Optional[Path] = WorkspaceOption) -> None:
+    """Show every chunk: id, source and lines, heading, how often briefs have handed it out."""
+    from datagen import list_knowledge
+
+    with _reported():
+        chunks = list_knowledge(_workspace(workspace))
+    table = Table("id", "source", "lines", "heading", "uses")
+    for chunk in chunks:
+        table.add_row(chunk.id, chunk.source, f"{chunk.line_start}-{chunk.line_end}", chunk.heading, str(chunk.uses))
+    console.print(table)
+
+
+def import_(
+    files: list[Path] = typer.Argument(..., help="Alpaca, ShareGPT, OpenAI chat or engrain JSON/JSONL files."),
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Category for records that carry none."),
+    approve: bool = typer.Option(False, "--approve", help="Store accepted examples as approved, not pending."),
+    as_json: bool = typer.Option(False, "--json", help="Stream one JSON verdict per line as each batch commits."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Validate, dedup and store examples; exit status 1 when any was rejected."""
+    from datagen import import_file
+
+    accepted = rejected = 0
+    with _reported():
+        ws = _workspace(workspace)
+        for path in files:
+            if not path.is_file():
+                errors.print(f"[red]error:[/red] {path} does not exist", highlight=False)
+                raise typer.Exit(2)
+            for verdict in import_file(ws, path, category=category, status="approved" if approve else "pending"):
+                accepted += verdict.accepted
+                rejected += not verdict.accepted
+                if as_json:
+                    print(verdict.model_dump_json(), flush=True)
+                elif not verdict.accepted:
+                    console.print(f"[red]rejected[/red] {path}#{verdict.index}:", highlight=False)
+                    for reason in verdict.reasons:
+                        console.print(f"  - {reason}", highlight=False, markup=False)
+    if not as_json:
+        status = "approved" if approve else "pending"
+        console.print(f"{accepted} accepted ({status}), {rejected} rejected", highlight=False)
+    if rejected:
+        raise typer.Exit(1)
+
+
+def export(
+    fmt: str = typer.Option(..., "--format", "-f", help="openai | alpaca | sharegpt | mlx | hf"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (inside the workspace unless --force)."),
+    status: str = typer.Option("approved", "--status", help="approved | pending | rejected | all"),
+    split: float = typer.Option(0.9, "--split", help="Share of each category that goes to train."),
+    seed: int = typer.Option(0, "--seed", help="Shuffle seed for the split."),
+    category: Optional[list[str]] = typer.Option(None, "--category", "-c", help="Only these categories."),
+    force: bool = typer.Option(False, "--force", help="Allow an output directory outside the workspace."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Write the dataset in a training format, split by category."""
+    from datagen import export as run_export
+
+    if status not in ("approved", "pending", "rejected", "all"):
+        errors.print("[red]error:[/red] --status must be approved, pending, rejected or all", highlight=False)
+        raise typer.Exit(2)
+    with _reported():
+        result = run_export(_workspace(workspace), fmt, out, status=status, split=split, seed=seed, force=force,
+                            categories=category or None)
+    counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
+    console.print(f"{fmt} export in {result.out}: {counts}", highlight=False)
+    if result.skipped:
+        console.print(f"skipped {result.skipped} examples the {fmt} format cannot hold (tool calls)", highlight=False)
+
+
+def review(
+    approve: Optional[list[str]] = typer.Option(None, "--approve", help="Approve this example id (repeatable)."),
+    reject: Optional[list[str]] = typer.Option(None, "--reject", help="Reject this example id (repeatable)."),
+    notes: str = typer.Option("", "--notes", help="Notes recorded with the decisions."),
+    reviewer: str = typer.Option("human", "--reviewer", help="Who decides (recorded with each event)."),
+    show: Optional[str] = typer.Option(None, "--show", help="Print one example in full, with its review events."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="PROVIDER/MODEL that suggests verdicts (litellm)."),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL for the judge's API."),
+    status: str = typer.Option("pending", "--status", help="Which examples to list: pending|approved|rejected|all."),
+    category: Optional[str] = typer.Option(None, "--category", "-c"),
+    offset: int = typer.Option(0, "--offset"),
+    limit: int = typer.Option(20, "--limit"),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """List examples (paged), record approve/reject decisions, or ask a model judge for suggestions."""
+    import datagen
+
+    with _reported():
+        ws = _workspace(workspace)
+        if approve or reject:
+            for verdict, ids in (("approve", approve or []), ("reject", reject or [])):
+                for example_id in ids:
+                    datagen.review_example(ws, example_id, verdict, notes=notes, reviewer=reviewer)
+                    console.print(f"{verdict}d {example_id}", highlight=False)
+            return
+        if show:
+            stored = datagen.get_example(ws, show)
+            console.print_json(stored.model_dump_json())
+            return
+        if judge:
+            events = datagen.judge_pending(ws, judge, limit=limit, api_base=api_base, on_event=lambda e: console.print(
+                f"{e.example_id}: suggests {e.verdict} (score {e.score:.2f}) {e.notes}", highlight=False,
+                markup=False))
+            console.print(f"{len(events)} suggestions recorded", highlight=False)
+            return
+        page = datagen.list_examples(ws, category=category, status=None if status == "all" else status,
+                                     offset=offset, limit=limit)
+    table = Table("id", "category", "status", "first user message", "latest review")
+    with _reported():
+        for item in page.items:
+            first = next((m.content or "" for m in item.example.messages if m.role == "user"), "")
+            events = datagen.get_example(ws, item.id).reviews
+            last = events[-1] if events else None
+            latest = f"{last.reviewer}: {last.verdict}" if last else ""
+            table.add_row(item.id, item.example.category or "", item.status, " ".join(first.split())[:70], latest)
+    console.print(table)
+    end = min(page.offset + len(page.items), page.total)
+    more = f"; next page: --offset {end}" if end < page.total else ""
+    console.print(f"{page.offset + 1 if page.items else 0}-{end} of {page.total} {status}{more}", highlight=False)
+
+
+def generate(
+    category: str = typer.Option(..., "--category", "-c"),
+    count: int = typer.Option(10, "--count", "-n", min=1),
+    model: str = typer.Option(..., "--model", "-m", help="PROVIDER/MODEL as litellm names it."),
+    workers: int = typer.Option(4, "--workers", "-k", min=1),
+    api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL of the model's API."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Generate examples headlessly from the category's brief; each goes through validation and dedup."""
+    import datagen
+
+    def show(verdict) -> None:
+        if verdict.accepted:
+            console.print(f"[green]accepted[/green] {verdict.id}", highlight=False)
+        else:
+            console.print(f"[red]rejected[/red]: {'; '.join(verdict.reasons)}", highlight=False)
+
+    with _reported():
+        result = datagen.generate(_workspace(workspace), category, count, model, workers=workers, api_base=api_base,
+                                  on_verdict=show)
+    for error in result.errors:
+        errors.print(f"model call failed: {error}", highlight=False, markup=False)
+    console.print(f"{len(result.accepted)}/{count} accepted, {len(result.rejected)} rejected, "
+                  f"{len(result.errors)} failed calls", highlight=False)
+    if len(result.accepted) < count:
+        raise typer.Exit(1)
+
+
+def coverage(
+    as_json: bool = typer.Option(False, "--json", help="Print {\"categories\": [...]} as JSON."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw the coverage chart to this PNG."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Per category: approved / pending / rejected against the plan's quota."""
+    import datagen
+
+    with _reported():
+        report = datagen.coverage(_workspace(workspace))
+    if as_json:
+        print(report.model_dump_json())
+    else:
+        table = Table("category", "approved", "pending", "rejected", "quota")
+        table.add_column("progress", no_wrap=True)
+        for row in report.categories:
+            table.add_row(row.name, str(row.approved), str(row.pending), str(row.rejected), str(row.quota),
+                          _bar(row.approved, row.pending, row.quota))
+        console.print(table)
+    if plot:
+        _plot(report, plot)
+        if not as_json:
+            console.print(f"wrote {plot}", highlight=False)
+
+
+def _bar(approved: int, pending: int, quota: int, width: int = 16) -> str:
+    """Approved in green, pending in yellow, the rest of the quota dim."""
+    total = max(quota, approved + pending, 1)
+    done = round(width * approved / total)
+    waiting = min(width - done, round(width * pending / total))
+    percent = f" {100 * approved / quota:.0f}%" if quota else ""
+    return f"[green]{'█' * done}[/green][yellow]{'█' * waiting}[/yellow][dim]{'░' * (width - done - waiting)}[/dim]{percent}"
+
+
+def _plot(report, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row.name for row in report.categories]
+    approved = [row.approved for row in report.categories]
+    pending = [row.pending for row in report.categories]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    ax.barh(names, approved, color="tab:green", label="approved")
+    ax.barh(names, pending, left=approved, color="tab:olive", label="pending")
+    ax.scatter([row.quota for row in report.categories], names, marker="|", s=300, color="black", label="quota")
+    ax.invert_yaxis()
+    ax.set_xlabel("examples")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("init")(init)
+    app.add_typer(knowledge_app, name="knowledge")
+    app.command("import")(import_)
+    app.command("export")(export)
+    app.command("review")(review)
+    app.command("generate")(generate)
+    app.command("coverage")(coverage)
+

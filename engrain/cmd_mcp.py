@@ -1,8 +1,49 @@
-"""Placeholder: its owner replaces this module."""
+"""`engrain mcp`: serve the workspace's dataset to Claude Code (or any MCP client)."""
 from __future__ import annotations
+
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 
-def register(app: typer.Typer) -> None:
+class Transport(str, Enum):
+    stdio = "stdio"
+    http = "http"
+
+
+def _workspace_start(workspace: Path | None) -> Path | None:
+    """--workspace, then Claude Code's CLAUDE_PROJECT_DIR, then ENGRAIN_WORKSPACE; None means the cwd upward."""
+    if workspace is not None:
+        return workspace
+    for var in ("CLAUDE_PROJECT_DIR", "ENGRAIN_WORKSPACE"):
+        if os.environ.get(var):
+            return Path(os.environ[var])
     return None
+
+
+def mcp(
+    workspace: Annotated[Optional[Path], typer.Option(help="Workspace directory (default: found from the cwd upward).")] = None,
+    transport: Annotated[Transport, typer.Option(help="stdio for Claude Code; http serves streamable HTTP.")] = Transport.stdio,
+    port: Annotated[int, typer.Option(help="Port for --transport http (127.0.0.1 only).")] = 8765,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Leave out submit, review, export and train.")] = False,
+) -> None:
+    """Run the engrain MCP server. Stdout carries only the protocol; logs go to stderr."""
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="engrain mcp: %(levelname)s %(message)s")
+    import datagen
+    import server
+
+    try:
+        ws = datagen.find_workspace(_workspace_start(workspace))
+    except datagen.DatagenError as exc:
+        typer.echo(f"engrain mcp: {exc}", err=True)
+        raise typer.Exit(2)
+    server.run(ws, transport=transport.value, port=port, read_only=read_only)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("mcp")(mcp)

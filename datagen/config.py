@@ -1,0 +1,156 @@
+"""engrain.toml's dataset part: `[dataset]`, `[[plan.categories]]`, `[[rules]]`, and the default template."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from datagen.errors import DatagenError
+from datagen.schema import Category, Rule
+
+
+class DatasetConfig(BaseModel):
+    name: str = "engrain"
+    max_chars: int = Field(24_000, gt=0, description="longest example accepted, all message text counted")
+    minhash_threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard over word 3-grams")
+    semantic_threshold: float = Field(0.9, gt=0, le=1, description="cosine similarity of MiniLM embeddings")
+    embedding_model: str = Field("bundled", description="'bundled' (MiniLM) or a sentence-transformers path")
+    categories: list[Category] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "DatasetConfig":
+        for label, names in (("category", [c.name for c in self.categories]), ("rule", [r.name for r in self.rules])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{label} names must be unique in engrain.toml; repeated: {', '.join(dupes)}")
+        return self
+
+    def category(self, name: str) -> Category | None:
+        return next((c for c in self.categories if c.name == name), None)
+
+
+def parse_config(raw: dict[str, Any]) -> DatasetConfig:
+    """Build the dataset config from the whole parsed engrain.toml; ENGRAIN_<FIELD> env vars override [dataset]."""
+    settings = dict(raw.get("dataset", {}))
+    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model"):
+        value = os.environ.get(f"ENGRAIN_{field.upper()}")
+        if value:
+            settings[field] = value
+    settings["categories"] = raw.get("plan", {}).get("categories", [])
+    settings["rules"] = raw.get("rules", [])
+    try:
+        return DatasetConfig.model_validate(settings)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise DatagenError(f"engrain.toml is invalid ({problems}); fix it and run the command again") from exc
+
+
+DEFAULT_TOML = '''\
+# engrain.toml — everything engrain needs to know about this project's dataset, training and routing.
+# State (the example database, training runs, caches) lives in .engrain/ beside this file.
+
+[dataset]
+name = "engrain"
+# Longest example accepted, counting every message's text. Long trajectories dilute what the model learns.
+max_chars = 24000
+# Near-duplicate thresholds: MinHash estimates Jaccard similarity of word 3-grams (lexical copies);
+# the embedding layer compares MiniLM vectors (the same task reworded). Lower = stricter.
+minhash_threshold = 0.8
+semantic_threshold = 0.9
+# "bundled" uses the MiniLM shipped with engrain; any sentence-transformers folder works too.
+embedding_model = "bundled"
+
+# The plan: what the dataset should teach, and how much of each. Quotas drive `engrain coverage` and the
+# "remaining" count in every generation brief. Add, remove or rename categories freely (slugs: a-z, 0-9, -).
+
+[[plan.categories]]
+name = "tool-use"
+quota = 150
+description = "Calling the agent's tools well: the right tool, valid arguments, reading results before acting."
+guidance = """
+Show a realistic task that needs one or more tool calls (search, read, edit, run). Declare every tool the
+example uses in "tools" with a JSON schema, and make each call's arguments satisfy it. Follow each call with
+its result (role "tool", matching tool_call_id), then an assistant turn that uses what came back. Prefer
+searching before editing, batching independent calls, and quoting paths and line numbers from results.
+"""
+
+[[plan.categories]]
+name = "code-navigation"
+quota = 100
+description = "Finding code by meaning: symbols, call sites, definitions and data flow in an unfamiliar repo."
+guidance = """
+Start from a question a developer would ask ("where is the retry policy decided?") and show the assistant
+narrowing down: search for symbols, follow definitions and references, and answer with file:line anchors.
+Vary languages and repository shapes. The answer should explain why that location is the right one.
+"""
+
+[[plan.categories]]
+name = "skills-workflows"
+quota = 120
+description = "Following the project's named workflows: brainstorming, test-driven development, systematic debugging."
+guidance = """
+Each example walks one workflow from the project's sources step by step: brainstorm options before
+choosing; write a failing test, make it pass, refactor; reproduce, isolate, fix, and verify a bug. Name the
+step being taken, and do not skip the verification at the end.
+"""
+
+[[plan.categories]]
+name = "agentic-planning"
+quota = 100
+description = "Planning and exploring before acting: breaking work down, ordering it, checking assumptions."
+guidance = """
+Give a multi-step task. The assistant explores just enough to plan, writes a short ordered plan with how
+each step will be verified, then starts on step one. Show plans being revised when something new is found.
+"""
+
+[[plan.categories]]
+name = "craftsmanship"
+quota = 100
+description = "Writing code that stays easy to change: DRY, SOLID, small functions, careful refactoring."
+guidance = """
+Show a concrete change done well: extracting duplicated logic, splitting a class with two jobs, naming
+things for what they hold, refactoring under passing tests. Include the code; explain the trade-off briefly.
+"""
+
+[[plan.categories]]
+name = "collaboration"
+quota = 80
+description = "Working with the human: clarifying questions, progress updates, admitting uncertainty."
+guidance = """
+Show the assistant asking one precise question when a request is ambiguous, reporting what it did and what
+is left, and saying plainly when it is unsure or was wrong. Keep the tone direct and free of flattery.
+"""
+
+[[plan.categories]]
+name = "problem-solving"
+quota = 80
+description = "Reasoning tools for hard problems: root-cause analysis, the scale game, inversion, simplification."
+guidance = """
+Pick a problem where the obvious fix is wrong. Show the assistant finding the root cause (not the symptom),
+trying extremes of scale, inverting the question, or simplifying until the problem is solvable.
+"""
+
+[[plan.categories]]
+name = "code-review"
+quota = 80
+description = "Reviewing changes: correctness first, then clarity, tests and risk, with actionable comments."
+guidance = """
+Present a diff or snippet and a review that finds the real issues (bugs, missing tests, unsafe edges)
+before style, cites lines, and proposes concrete fixes. Praise only what is specifically good.
+"""
+
+# Rules are machine-checked behaviours. They validate every example of the categories they name and score
+# the fine-tuned model's replies in training's behaviour eval. The default plan has none: derive them from
+# your own sources (CLAUDE.md, rules files). Kinds: starts_with, regex_must, regex_must_not, not_name,
+# max_chars, min_chars, max_code_lines. Example:
+#
+# [[rules]]
+# name = "run-tests-before-done"
+# description = "Never claim a change is done without having run the tests."
+# kind = "regex_must"
+# pattern = "(?i)tests? (pass|passed|are green)"
+# categories = ["skills-workflows"]
+# when_reply = "(?i)\\\\bdone\\\\b"        # only replies that say they are done
+'''

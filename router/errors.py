@@ -1,0 +1,50 @@
+"""Errors the router raises, and how each API (OpenAI, Anthropic) spells them on the wire."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                404: "not_found_error", 413: "invalid_request_error", 429: "rate_limit_error"}
+_ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                   404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
+                   503: "overloaded_error", 529: "overloaded_error"}
+
+
+@dataclass
+class RouterError(Exception):
+    """An error answered to the client with `status` in its API's shape."""
+
+    status: int
+    message: str
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class ProviderError(Exception):
+    """A failed upstream call. retryable: try again / fall back; client_fault: pass it to the client."""
+
+    message: str
+    status: int | None = None
+    retryable: bool = True
+    client_fault: bool = False
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def openai_error(status: int, message: str, code: str | None = None) -> dict:
+    kind = _OPENAI_TYPE.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def anthropic_error(status: int, message: str, code: str | None = None) -> dict:
+    kind = _ANTHROPIC_TYPE.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def error_body(api: str, status: int, message: str, code: str | None = None) -> dict:
+    return (anthropic_error if api == "anthropic" else openai_error)(status, message, code)

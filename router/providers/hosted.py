@@ -1,0 +1,97 @@
+"""Hosted models through litellm's acompletion (Anthropic, OpenAI and the rest litellm speaks)."""
+from __future__ import annotations
+
+import functools
+from typing import Any, AsyncIterator
+
+from router.config import ModelConfig
+from router.errors import ProviderError
+
+_CLIENT_FAULT = {400, 413, 422}
+_DEPLOYMENT_FAULT = {401, 403, 404}
+
+
+@functools.cache
+def _litellm() -> Any:
+    import litellm
+
+    litellm.suppress_debug_info = True
+    litellm.telemetry = False
+    return litellm
+
+
+def warm(m: ModelConfig) -> None:
+    _litellm()
+
+
+def _kwargs(m: ModelConfig, job: dict, timeout: float) -> dict:
+    kwargs = {k: v for k, v in job.items() if v is not None}
+    kwargs.update(model=m.model, timeout=timeout, num_retries=0, max_retries=0, drop_params=True)
+    if m.api_base:
+        kwargs["api_base"] = m.api_base
+    if m.key():
+        kwargs["api_key"] = m.key()
+    return kwargs
+
+
+def _error(exc: Exception) -> ProviderError:
+    lt = _litellm()
+    status = getattr(exc, "status_code", None)
+    message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, lt.ContextWindowExceededError):
+        return ProviderError(message, 400, retryable=False, client_fault=True, code="context_length_exceeded")
+    if isinstance(exc, (lt.Timeout, lt.APIConnectionError, lt.RateLimitError, lt.InternalServerError,
+                        lt.ServiceUnavailableError)):
+        return ProviderError(message, status, retryable=True)
+    if status in _CLIENT_FAULT:
+        return ProviderError(message, status, retryable=False, client_fault=True)
+    if status in _DEPLOYMENT_FAULT:
+        return ProviderError(message, status, retryable=False)
+    return ProviderError(message, status, retryable=status is None or status == 429 or status >= 500)
+
+
+async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
+    lt = _litellm()
+    try:
+        response = await lt.acompletion(**_kwargs(m, job, timeout))
+    except Exception as exc:  # litellm raises its own hierarchy; every kind is mapped
+        raise _error(exc) from exc
+    return response.model_dump(exclude_none=True)
+
+
+def _chunk(chunk: Any) -> dict:
+    # litellm's stream objects carry many provider-specific extras; clients need the OpenAI fields only
+    out: dict[str, Any] = {"id": chunk.id, "object": "chat.completion.chunk", "created": chunk.created,
+                           "model": chunk.model, "choices": []}
+    for choice in chunk.choices:
+        delta: dict[str, Any] = {}
+        d = choice.delta
+        if getattr(d, "role", None):
+            delta["role"] = d.role
+        if getattr(d, "content", None):
+            delta["content"] = d.content
+        if getattr(d, "tool_calls", None):
+            delta["tool_calls"] = [{"index": c.index, **({"id": c.id} if c.id else {}),
+                                    **({"type": "function"} if c.id else {}),
+                                    "function": {k: v for k, v in (("name", c.function.name),
+                                                                   ("arguments", c.function.arguments)) if v}}
+                                   for c in d.tool_calls]
+        out["choices"].append({"index": choice.index, "delta": delta, "finish_reason": choice.finish_reason})
+    usage = getattr(chunk, "usage", None)
+    if usage:
+        out["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.total_tokens}
+    return out
+
+
+async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dict]:
+    lt = _litellm()
+    try:
+        response = await lt.acompletion(stream=True, stream_options={"include_usage": True},
+                                        **_kwargs(m, job, timeout))
+        async for chunk in response:
+            yield _chunk(chunk)
+    except ProviderError:
+        raise
+    except Exception as exc:  # litellm raises its own hierarchy; every kind is mapped
+        raise _error(exc) from exc

@@ -1,0 +1,117 @@
+"""Embedded llama.cpp (llama-cpp-python): one model instance per GGUF, one call at a time, off the event loop."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, AsyncIterator
+
+from router.config import ModelConfig, bundled_gguf
+from router.errors import ProviderError
+
+_models: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
+_load_lock = threading.Lock()
+_PARAMS = {"max_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "seed", "tools", "tool_choice",
+           "response_format", "presence_penalty", "frequency_penalty", "repeat_penalty", "logit_bias",
+           "logprobs", "top_logprobs"}
+
+
+def load(m: ModelConfig) -> tuple[Any, threading.Lock]:
+    path = m.model or str(bundled_gguf())
+    key = (path, m.context_window)
+    with _load_lock:
+        if key not in _models:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ProviderError("llama-cpp-python is not installed: pip install 'engrain[local]'",
+                                    retryable=False) from exc
+            try:
+                llm = Llama(model_path=path, n_ctx=m.context_window, verbose=False, seed=0)
+            except (ValueError, OSError) as exc:
+                raise ProviderError(f"cannot load GGUF {path}: {exc}", retryable=False) from exc
+            _models[key] = (llm, threading.Lock())
+        return _models[key]
+
+
+def warm(m: ModelConfig) -> None:
+    try:
+        load(m)
+    except ProviderError:
+        pass        # reported on the first request that needs it; the other tiers still serve
+
+
+def _kwargs(job: dict, cancel: threading.Event) -> dict:
+    kwargs = {k: v for k, v in job.items() if k in _PARAMS}
+    if "stop" in kwargs and isinstance(kwargs["stop"], str):
+        kwargs["stop"] = [kwargs["stop"]]
+    # llama.cpp has no cancel call: a stopping criterion polled after every token ends a cancelled call
+    from llama_cpp import StoppingCriteriaList
+
+    kwargs["stopping_criteria"] = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
+    return kwargs
+
+
+def _error(exc: Exception) -> ProviderError:
+    text = str(exc)
+    if "context window" in text or "exceed" in text:
+        return ProviderError(f"prompt too long for this model: {text}", status=400, retryable=False,
+                             client_fault=True, code="context_length_exceeded")
+    return ProviderError(f"llama.cpp: {text}", status=400, retryable=False, client_fault=True)
+
+
+def _messages(job: dict) -> list[dict]:
+    # the GGUF's chat template takes string content only
+    out = []
+    for msg in job["messages"]:
+        content = msg.get("content")
+        if isinstance(content, list):
+            content = "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+        out.append({"role": "system" if msg["role"] == "developer" else msg["role"], "content": content or ""})
+    return out
+
+
+async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
+    llm, lock = await asyncio.to_thread(load, m)
+    cancel = threading.Event()
+
+    def run() -> dict:
+        with lock:
+            return llm.create_chat_completion(messages=_messages(job), **_kwargs(job, cancel))
+
+    try:
+        return await asyncio.to_thread(run)
+    except (ValueError, RuntimeError) as exc:
+        raise _error(exc) from exc
+    finally:
+        cancel.set()
+
+
+async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dict]:
+    llm, lock = await asyncio.to_thread(load, m)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    cancel = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            with lock:
+                for chunk in llm.create_chat_completion(messages=_messages(job), stream=True,
+                                                        **_kwargs(job, cancel)):
+                    if cancel.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+        except Exception as exc:  # handed to the consumer, which maps it
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    worker = loop.run_in_executor(None, run)
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, Exception):
+                raise _error(item) if isinstance(item, (ValueError, RuntimeError)) else ProviderError(str(item))
+            yield item
+    finally:
+        cancel.set()
+        del worker

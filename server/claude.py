@@ -1,0 +1,89 @@
+"""Register the server with Claude Code: `.mcp.json` plus one generator subagent per plan category."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import datagen
+
+SERVER_NAME = "engrain"
+GENERATOR_TOOLS = ("brief", "submit", "examples", "coverage")
+
+
+def engrain_command() -> Path:
+    """The `engrain` console script of the running interpreter, so the server runs in this environment."""
+    # Not resolve(): a venv's python is a symlink to the system one, and the script lives beside the link.
+    script = Path(sys.executable).absolute().parent / "engrain"
+    if not script.exists():
+        raise FileNotFoundError(f"no engrain script at {script}; install engrain into this environment (pip install -e .)")
+    return script
+
+
+def register_for_claude_code(root: Path) -> str:
+    """Write (or merge into) `root/.mcp.json` and `root/.claude/agents/`; return the equivalent `claude mcp add`."""
+    root = Path(root).resolve()
+    command = str(engrain_command())
+    args = ["mcp", "--workspace", str(root)]
+    _merge_mcp_json(root / ".mcp.json", {"type": "stdio", "command": command, "args": args, "env": {}})
+    for category in datagen.plan(datagen.find_workspace(root)):
+        _write_once(root / ".claude" / "agents" / f"engrain-gen-{category.name}.md", _subagent(category))
+    return shlex.join(["claude", "mcp", "add", "--scope", "project", SERVER_NAME, "--", command, *args])
+
+
+def _merge_mcp_json(path: Path, entry: dict) -> None:
+    config = {}
+    if path.exists():
+        try:
+            config = json.loads(path.read_text() or "{}")
+        except json.JSONDecodeError as exc:
+            # Rewriting it would drop the user's other servers.
+            raise ValueError(f"{path} is not valid JSON ({exc}); fix it, then run `engrain init --claude` again") from exc
+    config.setdefault("mcpServers", {})[SERVER_NAME] = entry
+    _atomic_write(path, json.dumps(config, indent=2) + "\n")
+
+
+def _write_once(path: Path, text: str) -> None:
+    """A subagent the user has edited is theirs: never overwrite an existing file."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, text)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _subagent(category) -> str:
+    name = category.name
+    tools = ", ".join([*(f"mcp__{SERVER_NAME}__{t}" for t in GENERATOR_TOOLS), "Read", "Grep", "Glob"])
+    description = (
+        f"Writes engrain training examples for the '{name}' category ({category.description.rstrip('.')}). "
+        f"Use it to grow the '{name}' part of the dataset; several can run in parallel."
+    )
+    return f"""---
+name: engrain-gen-{name}
+description: {json.dumps(description, ensure_ascii=False)}
+tools: {tools}
+model: inherit
+---
+You write fine-tuning examples for the engrain dataset, category `{name}`: {category.description}
+
+They teach a model this project's agent behaviour without the system prompt, so every example must show
+that behaviour in full, as a real session would.
+
+1. Call `mcp__engrain__brief` with category `{name}` and the count you were asked for (at most 20 per brief).
+   Read the guidance, every rule, the knowledge chunks, the format and the sample.
+2. Write the examples. Vary the user requests (skip the openings listed in `avoid`); make each reply pass
+   every rule; ground them in the knowledge chunks and list the chunk ids you used in `source_refs`; use
+   only the tools in `tools`, with arguments that fit their schemas, and include realistic tool results.
+   You may Read/Grep/Glob this repository to make requests and code realistic.
+3. Call `mcp__engrain__submit` with all of them in one call.
+4. For each rejected verdict, fix the example by every listed reason and submit it again. For a
+   duplicate, write a genuinely different example instead. Repeat until all are accepted.
+5. Finish with `mcp__engrain__coverage` and report how many you added and what `{name}` still needs.
+"""

@@ -1,0 +1,110 @@
+"""Pydantic models for every tool's input and result.
+
+Claude Code shows the model only `structuredContent`, so everything the model must read is a field here.
+Field descriptions are short on purpose: they ship in every `tools/list` and count against the context.
+Result fields have no defaults: every one is always sent (null when empty), and a default would only add
+bytes to the output schema.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ExportFormat = Literal["openai", "alpaca", "sharegpt", "mlx", "hf"]
+Status = Literal["pending", "approved", "rejected"]
+
+
+class KnowledgeChunk(BaseModel):
+    id: str
+    source: str
+    heading: str
+    text: str
+
+
+class BriefResult(BaseModel):
+    category: str
+    remaining: int = Field(description="quota - approved - pending")
+    description: str
+    guidance: str
+    rules: list[str] = Field(description="name: what every example must do")
+    knowledge: list[KnowledgeChunk] = Field(description="cite ids in source_refs")
+    format: str
+    sample: dict[str, Any] = Field(description="one valid example")
+    tools: list[dict[str, Any]] = Field(description="tool schemas for tool-use examples")
+    avoid: list[str] = Field(description="openings of recent examples; do not repeat")
+
+
+class Verdict(BaseModel):
+    index: int
+    accepted: bool
+    id: str | None
+    reasons: list[str]
+    duplicate_of: str | None
+
+
+class SubmitResult(BaseModel):
+    accepted: int
+    rejected: int
+    verdicts: list[Verdict]
+
+
+class ExampleItem(BaseModel):
+    id: str
+    category: str
+    status: str
+    created_at: str
+    preview: str = Field(description="first user message, shortened")
+    messages: list[dict[str, Any]] | None = Field(description="with full=true")
+
+
+class ExamplesPage(BaseModel):
+    total: int
+    items: list[ExampleItem]
+    next_offset: int | None
+
+
+class Decision(BaseModel):
+    id: str
+    verdict: Literal["approve", "reject"]
+    notes: str = Field("", description="why; required for reject")
+
+
+class ReviewResult(BaseModel):
+    recorded: list[str] = Field(description="'<id>: approved|rejected'")
+
+
+class CategoryCount(BaseModel):
+    name: str
+    quota: int
+    approved: int
+    pending: int
+    rejected: int
+    remaining: int
+
+
+class CoverageResult(BaseModel):
+    categories: list[CategoryCount]
+    next_step: str
+
+
+class ExportResult(BaseModel):
+    format: str
+    files: list[str] = Field(description="relative to the workspace")
+    counts: dict[str, int]
+
+
+class TrainResult(BaseModel):
+    run_id: str
+
+
+class RunStatusResult(BaseModel):
+    run_id: str
+    state: str
+    stage: str | None
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    eta_s: float | None
+    artifacts: dict[str, str]
+    error: str | None

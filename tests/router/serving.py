@@ -1,0 +1,45 @@
+"""Run the router app under uvicorn in a thread on a free loopback port (what `engrain serve` runs)."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import uvicorn
+
+from router.app import create_app
+from router.scoring import Scorer
+
+_scorer: Scorer | None = None
+
+
+def shared_scorer() -> Scorer:
+    """One MiniLM + default head per test process (loading it takes seconds)."""
+    global _scorer
+    if _scorer is None:
+        _scorer = Scorer()
+    return _scorer
+
+
+@contextmanager
+def running_router(config: dict, *, api_key: str | None = None) -> Iterator[str]:
+    app = create_app(config, api_key=api_key, scorer=shared_scorer())
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("router did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,1 @@
+"""Training backends. Each local backend trains one curriculum stage: `train_stage(job, on_step) -> StageOutput`."""

@@ -1,0 +1,48 @@
+"""What the hf and unsloth backends share once each has loaded its model: LoRA, data, the loop, saving."""
+from __future__ import annotations
+
+from training import loop
+from training.backends.job import StageJob, StageOutput
+from training.data import pack, read_jsonl, tokenize
+
+
+def lora_config(job: StageJob):
+    from peft import LoraConfig
+
+    c = job.config
+    return LoraConfig(r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                      target_modules=c.target_modules, bias="none", task_type="CAUSAL_LM")
+
+
+def load_init_adapter(model, job: StageJob) -> None:
+    """Start from the previous stage's adapter (same rank and targets: same config)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if job.init_adapter is not None:
+        weights = load_file(str(job.init_adapter / "adapter_model.safetensors"))
+        result = set_peft_model_state_dict(model, weights)
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"adapter {job.init_adapter} does not fit this model: {result.unexpected_keys[:3]}")
+
+
+def train(model, tokenizer, job: StageJob, *, device: str, on_step: loop.Progress | None) -> StageOutput:
+    c = job.config
+    records = read_jsonl(job.data_dir / "train.jsonl")
+    rows, warnings = tokenize(tokenizer, records, max_seq_len=c.max_seq_len, assistant_only=c.assistant_only_loss)
+    if not rows:
+        raise ValueError(f"stage {job.name}: none of the {len(records)} examples has assistant tokens to train on")
+    if c.packing:
+        rows = pack(rows, c.max_seq_len)
+    total = job.max_steps or loop.steps_for(len(rows), job.batch_size, job.grad_accum, job.epochs)
+    settings = loop.LoopSettings(learning_rate=job.learning_rate, batch_size=job.batch_size,
+                                 grad_accum=job.grad_accum, total_steps=total, seed=c.seed,
+                                 save_every=c.save_every)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    result = loop.run(model, rows, settings, job.out_dir / "checkpoint", pad_id=pad, device=device,
+                      on_step=on_step)
+    tmp = job.out_dir / "adapter.tmp"
+    model.save_pretrained(tmp)
+    tmp.rename(job.adapter_dir)
+    return StageOutput(adapter=job.adapter_dir, examples=len(records), steps=total, losses=result.losses,
+                       tokens_per_s=result.tokens_per_s, warnings=warnings)

@@ -1,0 +1,116 @@
+"""Base model resolution: the bundled SmolLM2 GGUF, a .gguf file, an HF folder or hub id already on disk.
+
+Every backend trains on an HF folder. A GGUF is dequantized once into .engrain/cache/base/ (transformers
+reads GGUF but refuses to save the result, so the weights are copied into a model built from the config).
+The folder each run trains on is a "prepared" view of that base: weights linked, tokenizer re-saved with our
+chat template and a plain ByteLevel decoder (see save_tokenizer).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+BUNDLED = "smollm2"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                    "chat_template.json", "vocab.json", "merges.txt", "added_tokens.json")
+
+
+class BaseModelError(ValueError):
+    pass
+
+
+def resolve(spec: str, cache_dir: Path) -> Path:
+    """An HF model folder for `spec` (converting a GGUF into the cache the first time)."""
+    if spec == BUNDLED:
+        from router import bundled_gguf
+
+        return _from_gguf(bundled_gguf(), cache_dir)
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise BaseModelError(f"base model {spec!r}: no such GGUF file")
+        return _from_gguf(path.resolve(), cache_dir)
+    if (path / "config.json").is_file():
+        return path.resolve()
+    try:
+        from huggingface_hub import snapshot_download
+
+        found = Path(snapshot_download(spec, local_files_only=True))
+    except Exception:  # the hub raises several kinds for "not on disk"; all mean the same here
+        found = None
+    if found is not None and (found / "config.json").is_file():
+        return found
+    raise BaseModelError(
+        f"base model {spec!r} is neither {BUNDLED!r}, a .gguf file, an HF model folder (with config.json) nor a "
+        "hub model id already downloaded to this machine; engrain never downloads models at run time")
+
+
+def _from_gguf(gguf: Path, cache_dir: Path) -> Path:
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
+    out = cache_dir / "base" / f"{gguf.stem}-{key}"
+    if (out / "config.json").is_file():
+        return out
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.save_pretrained(tmp)
+    save_tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), tmp, chat_template=None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, out)
+    return out
+
+
+def save_tokenizer(tokenizer, folder: Path, *, chat_template: str | None) -> None:
+    """Save `tokenizer` so llama.cpp's converter reads it right.
+
+    transformers 5 re-saves byte-level BPE tokenizers with a ByteFallback+Replace+ByteLevel decoder
+    sequence; convert_hf_to_gguf.py then takes the Llama-HF path and writes a vocabulary without merges
+    that llama.cpp aborts on (exit code 0 all the same). A plain ByteLevel decoder gives the gpt2 vocab.
+    """
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(folder)
+    fix_decoder(Path(folder) / "tokenizer.json")
+
+
+def fix_decoder(tokenizer_json: Path) -> None:
+    data = json.loads(tokenizer_json.read_text(encoding="utf-8"))
+    decoder = data.get("decoder") or {}
+    parts = decoder.get("decoders", []) if decoder.get("type") == "Sequence" else []
+    byte_level = [d for d in parts if d.get("type") == "ByteLevel"]
+    if byte_level:
+        data["decoder"] = byte_level[0]
+        tokenizer_json.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def prepare(base_dir: Path, out: Path) -> Path:
+    """A folder with `base_dir`'s weights (linked) and its tokenizer carrying our chat template."""
+    from transformers import AutoTokenizer
+
+    from training.chat import CHAT_TEMPLATE
+
+    if (out / "config.json").is_file():
+        return out
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in base_dir.iterdir():
+        if f.is_file() and f.name.endswith(_WEIGHT_SUFFIXES) and f.name not in _TOKENIZER_FILES:
+            (tmp / f.name).symlink_to(f.resolve())
+    tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
+    save_tokenizer(tokenizer, tmp, chat_template=CHAT_TEMPLATE)
+    os.replace(tmp, out)
+    return out

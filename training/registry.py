@@ -1,0 +1,144 @@
+"""The run registry: one folder per run under .engrain/runs/<id>/ with run.json (the record) and
+status.json (live progress, rewritten every step). Both are replaced atomically so readers never see half."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+State = Literal["queued", "running", "done", "failed"]
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+class StageResult(BaseModel):
+    name: str
+    categories: list[str] = []
+    examples: int = 0
+    steps: int = 0
+    learning_rate: float = 0.0
+    started_from: str | None = None   # adapter this stage started from (curriculum)
+    adapter: str | None = None
+    first_loss: float | None = None
+    final_loss: float | None = None
+    tokens_per_s: float | None = None
+
+
+class RunRecord(BaseModel):
+    id: str
+    created_at: str
+    state: State = "queued"
+    base: str = ""                    # what the user named
+    base_path: str = ""               # the HF folder trained on
+    backend: str = ""
+    dataset_hash: str = ""
+    include_pending: bool = False
+    config: dict[str, Any] = {}
+    stages: list[StageResult] = []
+    metrics: dict[str, float] = {}
+    losses: list[float] = []
+    artifacts: dict[str, str] = {}
+    checks: dict[str, str] = {}       # post-conversion checks of the packaged GGUF
+    warnings: list[str] = []
+    hosted_model: str | None = None
+    ollama_name: str | None = None
+    error: str | None = None
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    state: State
+    stage: str | None = None
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    artifacts: dict[str, str] = {}
+    error: str | None = None
+    pid: int | None = None
+
+
+def runs_dir(ws) -> Path:
+    return Path(ws.state_dir) / "runs"
+
+
+def run_dir(ws, run_id: str) -> Path:
+    return runs_dir(ws) / run_id
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json(path: Path, data: BaseModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(data.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save(ws, record: RunRecord) -> RunRecord:
+    write_json(run_dir(ws, record.id) / "run.json", record)
+    return record
+
+
+def get_run(ws, run_id: str) -> RunRecord:
+    path = run_dir(ws, run_id) / "run.json"
+    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+        known = ", ".join(r.id for r in list_runs(ws)[:5]) or "none yet"
+        raise RunNotFound(f"no training run {run_id!r} in {runs_dir(ws)} (recent: {known}); see `engrain models`")
+    return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def list_runs(ws) -> list[RunRecord]:
+    """Every run, newest first."""
+    root = runs_dir(ws)
+    records = [RunRecord.model_validate_json(p.read_text(encoding="utf-8"))
+               for p in root.glob("*/run.json")] if root.is_dir() else []
+    return sorted(records, key=lambda r: r.id, reverse=True)
+
+
+def write_status(ws, status: RunStatus) -> None:
+    write_json(run_dir(ws, status.run_id) / "status.json", status)
+
+
+def run_status(ws, run_id: str) -> RunStatus:
+    record = get_run(ws, run_id)
+    path = run_dir(ws, run_id) / "status.json"
+    status = (RunStatus.model_validate_json(path.read_text(encoding="utf-8")) if path.is_file()
+              else RunStatus(run_id=run_id, state=record.state))
+    if record.state in ("done", "failed"):
+        # run.json is written last and wins: it holds the final artifacts and error.
+        status = status.model_copy(update={"state": record.state, "error": record.error,
+                                           "artifacts": record.artifacts})
+    elif status.pid and not _alive(status.pid):
+        status = status.model_copy(update={
+            "state": "failed", "error": f"the training process {status.pid} exited without finishing; "
+                                        f"see {run_dir(ws, run_id) / 'train.log'} and resume with "
+                                        f"`engrain train --resume {run_id}`"})
+    return status
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A finished child that nobody reaped is a zombie: gone for our purposes.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,235 @@
+"""`train`: one run = resolve the base and backend, run the curriculum stages in order (each from the previous
+stage's adapter), record everything in the registry. A run that exists already is resumed where it stopped."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+from training import base as base_models
+from training import data, registry, report
+from training.backends.job import StageJob, StageOutput
+from training.config import StageConfig, TrainingConfig, load_config
+from training.registry import RunRecord, RunStatus, StageResult
+
+OnProgress = Callable[[RunStatus], None]
+
+
+def train(ws, *, backend: str = "auto", base: str | None = None, stage: str | None = None,
+          max_steps: int | None = None, include_pending: bool = False, run_id: str | None = None,
+          on_progress: OnProgress | None = None) -> RunRecord:
+    """Train (blocking) and return the finished run's record; raises after recording a failure."""
+    if run_id and (registry.run_dir(ws, run_id) / "run.json").is_file():
+        record = registry.get_run(ws, run_id)
+        if record.state == "done":
+            return record
+    else:
+        record = create(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
+                        include_pending=include_pending, run_id=run_id)
+    record.state, record.error = "running", None
+    registry.save(ws, record)
+    status = RunStatus(run_id=record.id, state="running", pid=os.getpid())
+    registry.write_status(ws, status)
+    try:
+        _run(ws, record, status, on_progress)
+    except BaseException as exc:
+        record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        registry.save(ws, record)
+        registry.write_status(ws, status.model_copy(update={"state": "failed", "error": record.error}))
+        raise
+    return record
+
+
+def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: int | None,
+           include_pending: bool, run_id: str | None = None) -> RunRecord:
+    """A queued run whose recorded config already holds every override (so a resume needs nothing else)."""
+    cfg = load_config(ws.raw)
+    stages = cfg.stages or [StageConfig(name="all")]
+    if stage is not None:
+        stages = [s for s in stages if s.name == stage]
+        if not stages:
+            names = ", ".join(s.name for s in cfg.stages) or "none configured"
+            raise ValueError(f"no stage {stage!r} in [[training.stages]] ({names})")
+    if max_steps is not None:
+        stages = [s.model_copy(update={"max_steps": max_steps}) for s in stages]
+    chosen = backend if backend != "auto" else cfg.backend
+    cfg = cfg.model_copy(update={"stages": stages, "base": base or cfg.base, "max_steps": max_steps or cfg.max_steps,
+                                 "backend": pick_backend() if chosen == "auto" else chosen})
+    record = RunRecord(id=run_id or registry.new_run_id(), created_at=registry.now(), base=cfg.base,
+                       backend=cfg.backend, include_pending=include_pending, config=cfg.model_dump())
+    return registry.save(ws, record)
+
+
+def pick_backend() -> str:
+    """unsloth on CUDA (hf when Unsloth is not installed), mlx on Apple silicon, hf otherwise."""
+    from importlib.util import find_spec
+
+    if platform.system() == "Darwin" and platform.machine() == "arm64" and find_spec("mlx_lm"):
+        return "mlx"
+    import torch
+
+    if torch.cuda.is_available() and find_spec("unsloth"):
+        return "unsloth"
+    return "hf"
+
+
+def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | None) -> None:
+    cfg = TrainingConfig.model_validate(record.config)
+    folder = registry.run_dir(ws, record.id)
+    record.dataset_hash = data.snapshot(ws, record.include_pending)
+    learning_rate = cfg.learning_rate
+    if cfg.backend == "hosted":
+        base_dir = None
+        record.base_path = cfg.hosted_model
+    else:
+        base_dir, continued = _base_folder(ws, cfg.base)
+        record.base_path = str(base_dir)
+        if continued:
+            learning_rate = cfg.continue_learning_rate
+    registry.save(ws, record)
+    done = {s.name: s for s in record.stages}
+    previous: StageResult | None = None
+    for spec in cfg.stages:
+        if spec.name in done:
+            previous = done[spec.name]
+            continue
+        stage_dir = folder / "stages" / spec.name
+        data_dir = stage_dir / "data"
+        if not (data_dir / "train.jsonl").is_file():
+            data.export(ws, data_dir, "mlx" if cfg.backend == "mlx" else "openai",
+                        categories=spec.categories, include_pending=record.include_pending, seed=cfg.seed)
+        lr = spec.learning_rate or learning_rate
+        status.stage, status.step, status.total_steps, status.loss, status.eta_s = spec.name, 0, 0, None, None
+        on_step = _progress(ws, status, on_progress)
+        if cfg.backend == "hosted":
+            result = _hosted_stage(cfg, record, spec, data_dir, previous, on_step)
+        else:
+            job = StageJob(name=spec.name, base_dir=base_dir, data_dir=data_dir, out_dir=stage_dir, config=cfg,
+                           learning_rate=lr, max_steps=spec.max_steps or cfg.max_steps,
+                           epochs=spec.epochs or cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                           init_adapter=Path(previous.adapter) if previous and previous.adapter else None)
+            output = _train_stage(cfg.backend, job, on_step, record)
+            result = StageResult(name=spec.name, categories=spec.categories, examples=output.examples,
+                                 steps=output.steps, learning_rate=lr, adapter=str(output.adapter),
+                                 started_from=str(job.init_adapter) if job.init_adapter else None,
+                                 first_loss=output.losses[0] if output.losses else None,
+                                 final_loss=output.losses[-1] if output.losses else None,
+                                 tokens_per_s=output.tokens_per_s)
+            record.losses += output.losses
+            record.warnings += [f"stage {spec.name}: {w}" for w in output.warnings]
+            record.artifacts[f"adapter:{spec.name}"] = result.adapter
+        record.stages.append(result)
+        registry.save(ws, record)
+        previous = result
+    _finish(ws, record, folder, previous)
+
+
+def _base_folder(ws, spec: str) -> tuple[Path, bool]:
+    """The prepared HF folder to train on, and whether it is an earlier run (continued fine-tuning)."""
+    import hashlib
+
+    cache = Path(ws.state_dir) / "cache"
+    if (registry.run_dir(ws, spec) / "run.json").is_file():
+        from training.merge import merged_folder
+
+        return merged_folder(ws, registry.get_run(ws, spec)), True
+    hf_dir = base_models.resolve(spec, cache)
+    key = hashlib.sha256(str(hf_dir).encode()).hexdigest()[:10]
+    return base_models.prepare(hf_dir, cache / "prepared" / f"{hf_dir.name}-{key}"), False
+
+
+def _train_stage(backend: str, job: StageJob, on_step, record: RunRecord) -> StageOutput:
+    if backend == "mlx":
+        from training.backends.mlx import train_stage
+
+        return train_stage(job, on_step)
+    if backend == "unsloth":
+        from training.backends.unsloth import train_stage
+    else:
+        from training.backends.hf import train_stage
+    import torch
+
+    while True:
+        try:
+            return train_stage(job, on_step)
+        except torch.cuda.OutOfMemoryError:
+            if job.batch_size == 1:
+                raise
+            torch.cuda.empty_cache()
+            job.batch_size, job.grad_accum = job.batch_size // 2, job.grad_accum * 2
+            note = (f"stage {job.name}: CUDA out of memory; retrying with batch size {job.batch_size} and "
+                    f"gradient accumulation {job.grad_accum} (same effective batch)")
+            record.warnings.append(note)
+            print(note, flush=True)
+
+
+def _hosted_stage(cfg: TrainingConfig, record: RunRecord, spec: StageConfig, data_dir: Path,
+                  previous: StageResult | None, on_step) -> StageResult:
+    from training.backends.hosted import fine_tune
+
+    # Each stage fine-tunes the previous stage's fine-tuned model: the hosted form of a curriculum.
+    model = previous.adapter if previous and previous.adapter else cfg.hosted_model
+    out = fine_tune(data_dir, model=model, suffix=f"engrain-{spec.name}", seed=cfg.seed,
+                    epochs=None if (spec.max_steps or cfg.max_steps) else (spec.epochs or cfg.epochs),
+                    on_step=on_step)
+    record.losses += out["losses"]
+    record.hosted_model = out["model"]
+    record.artifacts[f"hosted_job:{spec.name}"] = out["job_id"]
+    return StageResult(name=spec.name, categories=spec.categories, examples=len(data.read_jsonl(
+        data_dir / "train.jsonl")), steps=len(out["losses"]), adapter=out["model"], started_from=model,
+        first_loss=out["losses"][0] if out["losses"] else None,
+        final_loss=out["losses"][-1] if out["losses"] else None)
+
+
+def _progress(ws, status: RunStatus, on_progress: OnProgress | None):
+    started = time.monotonic()
+    first_step: list[int] = []
+    last_write = [0.0]
+
+    def on_step(step: int, total: int, loss: float, tokens_per_s: float) -> None:
+        if not first_step:
+            first_step.append(step - 1)   # a resumed stage starts part-way
+        done = step - first_step[0]
+        elapsed = time.monotonic() - started
+        status.step, status.total_steps, status.loss = step, total, loss
+        status.eta_s = elapsed / done * (total - step) if done and total else None
+        status.tokens_per_s = tokens_per_s
+        if time.monotonic() - last_write[0] > 1.0 or step == total:
+            registry.write_status(ws, status)
+            last_write[0] = time.monotonic()
+        if on_progress:
+            on_progress(status)
+
+    return on_step
+
+
+def _finish(ws, record: RunRecord, folder: Path, last: StageResult | None) -> None:
+    if record.backend != "hosted" and last and last.adapter:
+        record.artifacts["adapter"] = last.adapter
+    if record.losses:
+        record.artifacts["loss_plot"] = str(report.plot(
+            [(s.name, record.losses[_offset(record, s):_offset(record, s) + s.steps]) for s in record.stages],
+            folder / "loss.png", f"{record.id} ({record.backend}, {record.base})"))
+        record.metrics = {"first_loss": record.losses[0], "final_loss": record.losses[-1],
+                          "steps": float(len(record.losses))}
+        speeds = [s.tokens_per_s for s in record.stages if s.tokens_per_s]
+        if speeds:
+            record.metrics["tokens_per_s"] = sum(speeds) / len(speeds)
+    warning = report.loss_fell(record.losses)
+    if warning:
+        record.warnings.append(warning)
+    record.state = "done"
+    registry.save(ws, record)
+    status = registry.run_status(ws, record.id)
+    registry.write_status(ws, status.model_copy(update={"state": "done", "artifacts": record.artifacts}))
+
+
+def _offset(record: RunRecord, stage: StageResult) -> int:
+    offset = 0
+    for s in record.stages:
+        if s is stage:
+            return offset
+        offset += s.steps
+    return offset
