@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from datagen.brief import build_brief
 from datagen.ingest import submit
+from datagen.llm import complete
 from datagen.schema import Verdict
 
 SYSTEM = """You write training examples for fine-tuning a coding assistant. You get a brief: the category to
@@ -69,19 +70,15 @@ def generate(ws, category: str, count: int, model: str, *, workers: int = 4, api
 
 def _attempt(ws, category: str, model: str, api_base: str | None, retries: int,
              feedback: list[str]) -> tuple[Verdict | None, str]:
-    import litellm
-
     brief = build_brief(ws, category, 1)
     prompt = brief.model_dump_json(indent=1)
     if feedback:
         prompt += "\n\nYour previous example was rejected for these reasons; avoid them:\n- " + "\n- ".join(feedback)
     try:
-        response = litellm.completion(model=model, api_base=api_base, num_retries=retries,
-                                      messages=[{"role": "system", "content": SYSTEM},
-                                                {"role": "user", "content": prompt}])
+        text = complete(model, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                        api_base=api_base, retries=retries)
     except Exception as exc:  # litellm maps every provider failure to its own exception types
         return None, f"{type(exc).__name__}: {exc}"
-    text = response.choices[0].message.content or ""
     record = first_json_object(text)
     if record is None:
         return Verdict(index=0, accepted=False, reasons=["the model's answer contains no JSON object"]), ""

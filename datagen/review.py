@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from datagen import store
+from datagen.llm import complete
 from datagen.schema import ReviewEvent
 
 JUDGE_PROMPT = """You review training examples for a coding assistant's fine-tuning dataset.
@@ -36,8 +37,6 @@ def review_example(ws, example_id: str, verdict: Literal["approve", "reject"], *
 def judge_pending(ws, model: str, *, limit: int = 20, api_base: str | None = None,
                   on_event: Callable[[ReviewEvent], None] | None = None) -> list[ReviewEvent]:
     """Ask `model` (a litellm PROVIDER/MODEL) about pending examples; its verdicts become suggestions."""
-    import litellm
-
     conn = store.connect(ws.db_path)
     events = []
     for stored in store.page(conn, category=None, status="pending", offset=0, limit=limit).items:
@@ -51,10 +50,9 @@ def judge_pending(ws, model: str, *, limit: int = 20, api_base: str | None = Non
             "rules": [{"name": r.name, "description": r.description} for r in rules],
             "example": example.wire(),
         }, ensure_ascii=False, indent=1)
-        response = litellm.completion(model=model, api_base=api_base, num_retries=2, temperature=0,
-                                      messages=[{"role": "system", "content": JUDGE_PROMPT},
-                                                {"role": "user", "content": prompt}])
-        answer = parse_judge_answer(response.choices[0].message.content or "")
+        text = complete(model, [{"role": "system", "content": JUDGE_PROMPT}, {"role": "user", "content": prompt}],
+                        api_base=api_base, temperature=0)
+        answer = parse_judge_answer(text)
         if answer is None:
             continue  # an unreadable answer is no suggestion; the example stays pending for a human
         with store.transaction(conn):

@@ -13,8 +13,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from datagen import Workspace
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)  # messages hold paths and ids: never break them mid-line
+errors = Console(stderr=True, soft_wrap=True)
 
 WorkspaceOption = typer.Option(None, "--workspace", "-w", envvar="ENGRAIN_WORKSPACE",
                                help="Workspace directory (default: the nearest engrain.toml above the cwd).")

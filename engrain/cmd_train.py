@@ -1,8 +1,138 @@
-"""Placeholder: its owner replaces this module."""
+"""`engrain train`, `engrain package`, `engrain models`: the training commands."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+models_app = typer.Typer(help="The training run registry.", invoke_without_command=True, no_args_is_help=False)
+
+
+def _workspace(path: Optional[Path]):
+    from datagen import DatagenError, find_workspace
+
+    try:
+        return find_workspace(path)
+    except DatagenError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workspace") from None
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def train_cmd(
+    backend: str = typer.Option("auto", help="auto | unsloth | mlx | hf | hosted"),
+    base: Optional[str] = typer.Option(None, help="'smollm2', an HF folder, a .gguf, or a run id to continue"),
+    stage: Optional[str] = typer.Option(None, help="run only this [[training.stages]] stage"),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="steps per stage (overrides engrain.toml)"),
+    include_pending: bool = typer.Option(False, help="train on pending examples too (default: approved only)"),
+    resume: Optional[str] = typer.Option(None, help="resume this run from its last checkpoint"),
+    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+) -> None:
+    """Fine-tune a LoRA adapter on the workspace's examples; prints the run id on the last line."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    import training
+
+    if backend not in ("auto", "unsloth", "mlx", "hf", "hosted"):
+        raise typer.BadParameter("choose auto, unsloth, mlx, hf or hosted", param_hint="--backend")
+    ws = _workspace(workspace)
+    console = Console(stderr=True)
+    columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+               TextColumn("ETA"), TimeRemainingColumn())
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=console, transient=False) as progress:
+        def show(status) -> None:
+            if status.stage not in tasks:
+                tasks[status.stage] = progress.add_task("", total=status.total_steps or None, stage=status.stage,
+                                                        loss="-", tps="-")
+            progress.update(tasks[status.stage], completed=status.step, total=status.total_steps or None,
+                            loss=f"{status.loss:.4f}" if status.loss is not None else "-",
+                            tps=f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-")
+
+        try:
+            record = training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
+                                    include_pending=include_pending, run_id=resume, on_progress=show)
+        except (ValueError, RuntimeError, LookupError) as exc:
+            _fail(str(exc))
+    for warning in record.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if record.hosted_model:
+        console.print(f"hosted model: {record.hosted_model}")
+    metrics = record.metrics
+    if metrics:
+        console.print(f"loss {metrics['first_loss']:.4f} -> {metrics['final_loss']:.4f} over "
+                      f"{int(metrics['steps'])} steps; plot: {record.artifacts.get('loss_plot')}")
+    typer.echo(record.id)
+
+
+def package_cmd(
+    run: str = typer.Argument(..., help="run id (see `engrain models`)"),
+    quant: Optional[str] = typer.Option(None, help="GGUF quantization (default from engrain.toml: q4_k_m)"),
+    name: Optional[str] = typer.Option(None, help="Ollama model name (default engrain-<run id>)"),
+    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+) -> None:
+    """Merge, convert to GGUF, check, quantize, write the LoRA GGUF and a Modelfile, `ollama create`."""
+    import training
+
+    ws = _workspace(workspace)
+    try:
+        record = training.package(ws, run, quant=quant, name=name, on_status=lambda m: typer.echo(f"- {m}", err=True))
+    except (ValueError, RuntimeError, LookupError) as exc:
+        _fail(str(exc))
+    for key in ("gguf", "lora_gguf", "modelfile"):
+        typer.echo(f"{key}: {record.artifacts[key]}")
+    typer.echo(f"ollama: {record.ollama_name or 'not created (no server answered)'}")
+
+
+@models_app.callback()
+def models_cmd(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="print the registry as JSON"),
+    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+) -> None:
+    """List training runs (newest first)."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = workspace
+        return
+    import training
+
+    runs = training.list_runs(_workspace(workspace))
+    if as_json:
+        typer.echo(json.dumps([r.model_dump() for r in runs], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("id", "state", "backend", "base", "dataset", "final loss", "ollama", "artifacts")
+    for r in runs:
+        loss = r.metrics.get("final_loss")
+        table.add_row(r.id, r.state, r.backend, Path(r.base).name or r.base, r.dataset_hash[:8],
+                      f"{loss:.4f}" if loss is not None else "-", r.ollama_name or r.hosted_model or "-",
+                      ", ".join(sorted(k for k in r.artifacts if ":" not in k)))
+    Console(width=200).print(table)
+
+
+@models_app.command("show")
+def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
+             workspace: Optional[Path] = typer.Option(None, help="workspace folder")) -> None:
+    """Everything recorded about one run, as JSON (config, stages, metrics, artifacts with paths)."""
+    import training
+
+    try:
+        record = training.get_run(_workspace(workspace or ctx.obj), run)
+    except LookupError as exc:
+        _fail(str(exc))
+    typer.echo(record.model_dump_json(indent=2))
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("train")(train_cmd)
+    app.command("package")(package_cmd)
+    app.add_typer(models_app, name="models")

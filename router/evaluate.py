@@ -95,8 +95,9 @@ def load_labels(path: Path) -> list[Labelled]:
                 rows += load_labels(file)
         dirty = path / "contaminated_prompts.jsonl"
         if dirty.exists():
-            bad = {json.loads(line)["prompt"] if line.lstrip().startswith("{") else json.loads(line)
-                   for line in dirty.read_text().splitlines() if line.strip()}
+            # RouteLLM's file pairs each eval prompt with the training prompt it leaked from
+            bad = {obj.get("eval_prompt") or obj.get("prompt")
+                   for obj in map(json.loads, filter(str.strip, dirty.read_text().splitlines()))}
             rows = [r for r in rows if r.prompt not in bad]
         if not rows:
             raise ValueError(f"{path}: no .csv or .jsonl labelled prompts inside")

@@ -2,8 +2,8 @@
 
 Claude Code shows the model only `structuredContent`, so everything the model must read is a field here.
 Field descriptions are short on purpose: they ship in every `tools/list` and count against the context.
-Result fields have no defaults: every one is always sent (null when empty), and a default would only add
-bytes to the output schema.
+Result fields have no defaults: every one is always sent, and a default would only add bytes to the output
+schema. Nullable types are kept for where "unknown" differs from empty (loss before the first step).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 ExportFormat = Literal["openai", "alpaca", "sharegpt", "mlx", "hf"]
-Status = Literal["pending", "approved", "rejected"]
+StatusFilter = Literal["pending", "approved", "rejected", "all"]
 
 
 class KnowledgeChunk(BaseModel):
@@ -27,12 +27,12 @@ class BriefResult(BaseModel):
     remaining: int = Field(description="quota - approved - pending")
     description: str
     guidance: str
-    rules: list[str] = Field(description="name: what every example must do")
+    rules: list[str]
     knowledge: list[KnowledgeChunk] = Field(description="cite ids in source_refs")
     format: str
     sample: dict[str, Any] = Field(description="one valid example")
-    tools: list[dict[str, Any]] = Field(description="tool schemas for tool-use examples")
-    avoid: list[str] = Field(description="openings of recent examples; do not repeat")
+    tools: list[dict[str, Any]] = Field(description="schemas for tool calls")
+    avoid: list[str] = Field(description="recent openings; don't repeat")
 
 
 class Verdict(BaseModel):
@@ -53,9 +53,8 @@ class ExampleItem(BaseModel):
     id: str
     category: str
     status: str
-    created_at: str
     preview: str = Field(description="first user message, shortened")
-    messages: list[dict[str, Any]] | None = Field(description="with full=true")
+    messages: list[dict[str, Any]] = Field(description="only with full=true")
 
 
 class ExamplesPage(BaseModel):
@@ -101,10 +100,10 @@ class TrainResult(BaseModel):
 class RunStatusResult(BaseModel):
     run_id: str
     state: str
-    stage: str | None
-    step: int | None
-    total_steps: int | None
+    stage: str
+    step: int
+    total_steps: int
     loss: float | None
     eta_s: float | None
     artifacts: dict[str, str]
-    error: str | None
+    error: str

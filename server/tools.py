@@ -5,7 +5,6 @@ import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +29,7 @@ from server.models import (
     KnowledgeChunk,
     ReviewResult,
     RunStatusResult,
-    Status,
+    StatusFilter,
     SubmitResult,
     TrainResult,
     Verdict,
@@ -91,25 +90,24 @@ def build_tools(ws: datagen.Workspace, *, read_only: bool) -> list[Tool]:
 
     @tool(_hints(read_only=True, idempotent=True))
     def examples(
-        category: Annotated[str | None, Field(description="omit for all")] = None,
-        status: Status | None = None,
+        category: Annotated[str, Field(description="empty for all")] = "",
+        status: StatusFilter = "all",
         offset: Annotated[int, Field(ge=0)] = 0,
         limit: Annotated[int, Field(ge=1, le=20)] = 10,
         full: Annotated[bool, Field(description="include messages")] = False,
     ) -> ExamplesPage:
         """Page through stored examples (oldest first). Use full=true to read them before review."""
-        if category is not None and ws.config.category(category) is None:
+        if category and ws.config.category(category) is None:
             raise ToolError(f"unknown category {category!r}; choose one of: {_names(ws)}")
         with _as_tool_errors():
-            page = datagen.list_examples(ws, category=category, status=status, offset=offset, limit=limit)
+            page = datagen.list_examples(ws, category=category or None, status=status, offset=offset, limit=limit)
         items = [
             ExampleItem(
                 id=s.id,
                 category=s.example.category,
                 status=s.status,
-                created_at=datetime.fromtimestamp(s.created_at, timezone.utc).isoformat(timespec="seconds"),
                 preview=_first_user(s.example.messages),
-                messages=[m.model_dump(exclude_none=True) for m in s.example.messages] if full else None,
+                messages=[m.model_dump(exclude_none=True) for m in s.example.messages] if full else [],
             )
             for s in page.items
         ]
@@ -147,7 +145,7 @@ def build_tools(ws: datagen.Workspace, *, read_only: bool) -> list[Tool]:
             status = await anyio.to_thread.run_sync(_run_status, ws, run_id)
             if status.state in ("done", "failed") or anyio.current_time() >= deadline:
                 return status
-            await ctx.report_progress(status.step or 0, status.total_steps, _progress_line(status))
+            await ctx.report_progress(status.step, status.total_steps or None, _progress_line(status))
             await anyio.sleep(POLL_S)
 
     if read_only:
@@ -228,14 +226,16 @@ def build_tools(ws: datagen.Workspace, *, read_only: bool) -> list[Tool]:
     # The workspace's [training] config may name the hosted backend, which uploads to a fine-tuning API.
     @tool(_hints(read_only=False, idempotent=False, open_world=True))
     def train(
-        stage: Annotated[str | None, Field(description="omit for all stages")] = None,
-        max_steps: Annotated[int | None, Field(ge=1)] = None,
+        stage: Annotated[str, Field(description="empty for all stages")] = "",
+        max_steps: Annotated[int, Field(ge=0, description="0 for the config's")] = 0,
         include_pending: bool = False,
     ) -> TrainResult:
         """Start fine-tuning on the approved examples in the background ([training] config). Returns a run
         id; follow it with run_status."""
         try:
-            run_id = training.start_training(ws, stage=stage, max_steps=max_steps, include_pending=include_pending)
+            run_id = training.start_training(
+                ws, stage=stage or None, max_steps=max_steps or None, include_pending=include_pending
+            )
         except ValueError as exc:
             # training reports a bad [training] config or an unknown stage as ValueError saying what to fix.
             raise ToolError(str(exc)) from exc
@@ -282,15 +282,25 @@ def _run_status(ws: datagen.Workspace, run_id: str) -> RunStatusResult:
         s = training.run_status(ws, run_id)
     except training.RunNotFound as exc:
         raise ToolError(str(exc)) from exc
-    return RunStatusResult.model_validate(s, from_attributes=True)
+    return RunStatusResult(
+        run_id=s.run_id,
+        state=s.state,
+        stage=s.stage or "",
+        step=s.step,
+        total_steps=s.total_steps,
+        loss=s.loss,
+        eta_s=s.eta_s,
+        artifacts=s.artifacts,
+        error=s.error or "",
+    )
 
 
 def _progress_line(s: RunStatusResult) -> str:
     parts = [s.state]
     if s.stage:
         parts.append(f"stage {s.stage}")
-    if s.step is not None:
-        parts.append(f"step {s.step}/{s.total_steps or '?'}")
+    if s.total_steps:
+        parts.append(f"step {s.step}/{s.total_steps}")
     if s.loss is not None:
         parts.append(f"loss {s.loss:.4f}")
     if s.eta_s is not None:

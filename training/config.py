@@ -46,6 +46,7 @@ class TrainingConfig(BaseModel):
     quant: str = "q4_k_m"
     system: str = "You are a careful coding agent."
     hosted_model: str = "gpt-4.1-mini-2025-04-14"
+    hosted_poll_seconds: float = Field(default=10.0, gt=0)
     stages: list[StageConfig] = []
 
     @model_validator(mode="after")
@@ -96,6 +97,7 @@ save_every = 25                   # checkpoint every N steps; an interrupted run
 quant = "q4_k_m"                  # GGUF quantization for `engrain package`
 system = "You are a careful coding agent."   # the short SYSTEM line of the generated Modelfile
 hosted_model = "gpt-4.1-mini-2025-04-14"     # base model for --backend hosted (OPENAI_API_KEY, OPENAI_BASE_URL)
+hosted_poll_seconds = 10.0                   # how often to ask the hosted API about the job
 
 # Curriculum: stages run in order, each starting from the previous stage's adapter.
 # [[training.stages]]

