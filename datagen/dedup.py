@@ -111,7 +111,7 @@ class Index:
         sigs = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.uint64).reshape(len(rows), NUM_PERM)
         vecs = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(len(rows), -1)
         with self.lsh.insertion_session() as session:
-            for (seq, example_id, _, _), sig in zip(rows, sigs):
+            for (_, example_id, _, _), sig in zip(rows, sigs):
                 session.insert(example_id, LeanMinHash(seed=1, hashvalues=sig, scheme=SCHEME))
         self._append([r[1] for r in rows], sigs, vecs)
         self.last_seq = rows[-1][0]

@@ -17,12 +17,14 @@ ExportFormat = Literal["openai", "alpaca", "sharegpt", "mlx", "hf"]
 
 def export(ws, fmt: ExportFormat, out: Path, *, status: str = "approved", split: float = 0.9, seed: int = 0,
            force: bool = False, categories: list[str] | None = None) -> ExportResult:
-    """Write the examples with `status` ('all' for every one) to `out`, split per category with `seed`."""
+    """Write the examples with `status` ('all' for every one) to `out` (relative: to the workspace root), split
+    per category with `seed`. Without `force`, `out` must lie inside the workspace."""
     if fmt not in ("openai", "alpaca", "sharegpt", "mlx", "hf"):
         raise DatagenError(f"unknown export format {fmt!r}; use openai, alpaca, sharegpt, mlx or hf")
     if not 0 < split <= 1:
         raise DatagenError(f"split must be in (0, 1], got {split}")
-    out = Path(out).expanduser().resolve() if force else ws.inside(Path(out))
+    out = ws.root / Path(out).expanduser()
+    out = out.resolve() if force else ws.inside(out)
     examples = [s.example for s in store.iter_examples(store.connect(ws.db_path), status=status,
                                                        categories=categories)]
     if not examples:

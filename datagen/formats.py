@@ -15,8 +15,9 @@ from datagen.schema import Example
 Format = Literal["ours", "openai", "alpaca", "sharegpt"]
 
 # ShareGPT speaker names as written by FastChat, LLaMA-Factory and Axolotl.
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
-                   "bing": "assistant", "bard": "assistant", "model": "assistant", "system": "system",
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
+                   "system": "system",
                    "observation": "tool", "tool": "tool", "function_call": "function_call"}
 _OPENAI_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 
@@ -88,7 +89,8 @@ def _from_sharegpt(record: dict[str, Any]) -> dict[str, Any]:
                 "function": {"name": call.get("name", ""),
                              "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}]})
         elif role == "tool":
-            messages.append({"role": "tool", "tool_call_id": pending.pop(0) if pending else "", "content": turn["value"]})
+            call_id = pending.pop(0) if pending else ""
+            messages.append({"role": "tool", "tool_call_id": call_id, "content": turn["value"]})
         else:
             messages.append({"role": role, "content": turn["value"]})
     out: dict[str, Any] = {"messages": messages}
@@ -108,7 +110,11 @@ def _with_extras(out: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
 
 def read_records(path: Path) -> Iterator[tuple[int, Any | FormatError]]:
     """(index, record or the reason it could not be read) for each record in a JSON or JSONL file."""
-    text = Path(path).read_text(encoding="utf-8")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        yield 0, FormatError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return
     if text.lstrip().startswith("["):
         try:
             records = json.loads(text)

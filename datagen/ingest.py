@@ -17,6 +17,7 @@ import numpy as np
 from datasketch import MinHash
 
 from datagen import dedup, store
+from datagen.errors import DatagenError
 from datagen.formats import FormatError, read_records, to_canonical
 from datagen.schema import Example, Verdict
 from datagen.validate import validate
@@ -42,6 +43,8 @@ def submit(ws, records: Iterable[dict[str, Any] | Example], *, generator: str = 
 def import_file(ws, path: Path | str, *, category: str | None = None, status: str = "pending",
                 generator: str = "import") -> Iterator[Verdict]:
     """Verdicts in file order, yielded batch by batch as each batch commits."""
+    if not Path(path).is_file():
+        raise DatagenError(f"{path} does not exist; pass a JSON or JSONL file of examples")
     records = read_records(Path(path))
     while batch := list(itertools.islice(records, IMPORT_BATCH)):
         yield from _submit_batch(ws, batch, generator=generator, status=status, category=category)

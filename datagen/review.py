@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from datagen import store
+from datagen.errors import DatagenError
 from datagen.llm import complete
 from datagen.schema import ReviewEvent
 
@@ -27,6 +28,8 @@ class JudgeAnswer(BaseModel):
 
 def review_example(ws, example_id: str, verdict: Literal["approve", "reject"], *, notes: str = "",
                    reviewer: str = "human", score: float | None = None) -> ReviewEvent:
+    if verdict not in ("approve", "reject"):
+        raise DatagenError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
     conn = store.connect(ws.db_path)
     with store.transaction(conn):
         store.get(conn, example_id)  # raises ExampleNotFound with a hint

@@ -102,7 +102,12 @@ def knowledge_list(workspace: Optional[Path] = WorkspaceOption) -> None:
 
     with _reported():
         chunks = list_knowledge(_workspace(workspace))
-    table = Table("id", "source", "lines", "heading", "uses")
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("source")
+    table.add_column("lines", no_wrap=True)
+    table.add_column("heading")
+    table.add_column("uses")
     for chunk in chunks:
         table.add_row(chunk.id, chunk.source, f"{chunk.line_start}-{chunk.line_end}", chunk.heading, str(chunk.uses))
     console.print(table)
@@ -158,8 +163,8 @@ def export(
         errors.print("[red]error:[/red] --status must be approved, pending, rejected or all", highlight=False)
         raise typer.Exit(2)
     with _reported():
-        result = run_export(_workspace(workspace), fmt, out, status=status, split=split, seed=seed, force=force,
-                            categories=category or None)
+        result = run_export(_workspace(workspace), fmt, out.resolve(), status=status, split=split, seed=seed,
+                            force=force, categories=category or None)
     counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
     console.print(f"{fmt} export in {result.out}: {counts}", highlight=False)
     if result.skipped:
@@ -203,7 +208,11 @@ def review(
             return
         page = datagen.list_examples(ws, category=category, status=None if status == "all" else status,
                                      offset=offset, limit=limit)
-    table = Table("id", "category", "status", "first user message", "latest review")
+    table = Table()
+    for column in ("id", "category", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("first user message")
+    table.add_column("latest review")
     with _reported():
         for item in page.items:
             first = next((m.content or "" for m in item.example.messages if m.role == "user"), "")
@@ -276,7 +285,8 @@ def _bar(approved: int, pending: int, quota: int, width: int = 16) -> str:
     done = round(width * approved / total)
     waiting = min(width - done, round(width * pending / total))
     percent = f" {100 * approved / quota:.0f}%" if quota else ""
-    return f"[green]{'█' * done}[/green][yellow]{'█' * waiting}[/yellow][dim]{'░' * (width - done - waiting)}[/dim]{percent}"
+    rest = width - done - waiting
+    return f"[green]{'█' * done}[/green][yellow]{'█' * waiting}[/yellow][dim]{'░' * rest}[/dim]{percent}"
 
 
 def _plot(report, path: Path) -> None:

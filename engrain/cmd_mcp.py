@@ -16,6 +16,12 @@ class Transport(str, Enum):
     http = "http"
 
 
+WorkspaceOpt = Annotated[Optional[Path], typer.Option(help="Workspace directory (default: from the cwd upward).")]
+TransportOpt = Annotated[Transport, typer.Option(help="stdio for Claude Code; http serves streamable HTTP.")]
+PortOpt = Annotated[int, typer.Option(help="Port for --transport http (on 127.0.0.1).")]
+ReadOnlyOpt = Annotated[bool, typer.Option("--read-only", help="Serve only examples, coverage and run_status.")]
+
+
 def _workspace_start(workspace: Path | None) -> Path | None:
     """--workspace, then Claude Code's CLAUDE_PROJECT_DIR, then ENGRAIN_WORKSPACE; None means the cwd upward."""
     if workspace is not None:
@@ -27,10 +33,10 @@ def _workspace_start(workspace: Path | None) -> Path | None:
 
 
 def mcp(
-    workspace: Annotated[Optional[Path], typer.Option(help="Workspace directory (default: found from the cwd upward).")] = None,
-    transport: Annotated[Transport, typer.Option(help="stdio for Claude Code; http serves streamable HTTP.")] = Transport.stdio,
-    port: Annotated[int, typer.Option(help="Port for --transport http (127.0.0.1 only).")] = 8765,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Leave out submit, review, export and train.")] = False,
+    workspace: WorkspaceOpt = None,
+    transport: TransportOpt = Transport.stdio,
+    port: PortOpt = 8765,
+    read_only: ReadOnlyOpt = False,
 ) -> None:
     """Run the engrain MCP server. Stdout carries only the protocol; logs go to stderr."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="engrain mcp: %(levelname)s %(message)s")

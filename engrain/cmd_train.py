@@ -64,7 +64,7 @@ def train_cmd(
     for warning in record.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if record.hosted_model:
-        console.print(f"hosted model: {record.hosted_model}")
+        typer.echo(f"hosted model: {record.hosted_model}", err=True)
     metrics = record.metrics
     if metrics:
         console.print(f"loss {metrics['first_loss']:.4f} -> {metrics['final_loss']:.4f} over "

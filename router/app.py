@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,7 +36,7 @@ def _headers(decision: Decision | None, att: Attempted | None, t0: float) -> dic
             "x-engrain-overhead-ms": f"{overhead:.2f}"}
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
@@ -69,6 +70,10 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return fail(api_of(request.url.path), 400, _validation_message(exc))
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_inner(request: Request, exc: ValidationError) -> JSONResponse:
         return fail(api_of(request.url.path), 400, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BUNDLED_HEAD = Path(__file__).parent / "data" / "head.json"
+_OTHER_SECTIONS = {"dataset", "plan", "rules", "training"}
 
 
 def bundled_gguf() -> Path:
@@ -125,7 +126,7 @@ def default_config() -> dict[str, Any]:
 def load_config(source: str | Path | dict | None = None) -> RouterConfig:
     """A RouterConfig from a dict, a TOML file (its `[router]` table, or the whole file), or the default.
 
-    Keys missing from a given config fall back to the default's `models`/`tiers` only when both are absent.
+    A config that names neither `models` nor `tiers` gets the default ones (its other settings kept).
     """
     if source is None:
         data: dict[str, Any] = {}
@@ -135,7 +136,8 @@ def load_config(source: str | Path | dict | None = None) -> RouterConfig:
         path = Path(source)
         with path.open("rb") as f:
             raw = tomllib.load(f)
-        data = dict(raw.get("router", raw))
+        # an engrain.toml without a [router] table means "defaults"; a file of its own is the table itself
+        data = dict(raw["router"] if "router" in raw else {} if raw.keys() & _OTHER_SECTIONS else raw)
         if data.get("head") and not Path(data["head"]).is_absolute():
             data["head"] = str(path.parent / data["head"])
     if "models" not in data and "tiers" not in data:

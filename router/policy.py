@@ -17,7 +17,7 @@ class Decision:
     chain: list[str]                     # deployments to try, in order
     score: float | None
     threshold: float
-    prompt_tokens: int                   # estimate used by the context-window gate
+    prompt_tokens: int                   # estimated prompt size (the gate adds max_tokens to it)
     reasons: list[str] = field(default_factory=list)
     decision_ms: float = 0.0
 
@@ -60,7 +60,8 @@ def _refuse(cfg: RouterConfig, job: dict, needed: int, candidates: list[str]) ->
 
 def decide(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str) -> Decision:
     start = time.perf_counter()
-    needed = estimate_tokens(job) + int(job.get("max_tokens") or 0)
+    prompt = estimate_tokens(job)
+    needed = prompt + int(job.get("max_tokens") or 0)
     threshold = cfg.threshold if cfg.threshold is not None else (scorer.head.threshold if scorer else 0.5)
     reasons: list[str] = []
 
@@ -77,7 +78,7 @@ def decide(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str) 
             if not m.available():
                 raise RouterError(503, f"model {requested!r} is unavailable: set {m.api_key_env}",
                                   "no_model_available")
-            return Decision(cfg.tier_of(requested), [requested], None, threshold, needed,
+            return Decision(cfg.tier_of(requested), [requested], None, threshold, prompt,
                             [f"explicit model {requested!r}"], (time.perf_counter() - start) * 1000)
         if requested not in tier_names:
             known = [m.name for m in cfg.models] + tier_names + cfg.aliases
@@ -108,4 +109,4 @@ def decide(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str) 
     chosen_tier = cfg.tier_of(chain[0])
     if chosen_tier != tier:
         reasons.append(f"tier {tier!r} has no usable model -> {chosen_tier!r}")
-    return Decision(chosen_tier, chain, score, threshold, needed, reasons, (time.perf_counter() - start) * 1000)
+    return Decision(chosen_tier, chain, score, threshold, prompt, reasons, (time.perf_counter() - start) * 1000)

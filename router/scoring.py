@@ -73,8 +73,13 @@ class Scorer:
     """Loads the head once; `score()` costs one MiniLM forward pass for one prompt."""
 
     def __init__(self, head: Head | Path | None = None) -> None:
+        import torch
+
         self.head = head if isinstance(head, Head) else load_head(head or BUNDLED_HEAD)
-        self._lock = threading.Lock()   # one forward pass at a time: torch already uses every core
+        self._lock = threading.Lock()
+        # one short prompt is too small to split across cores; measured here, intra-op threads made a
+        # single MiniLM pass ~10x slower whenever the CPU was also busy with anything else
+        torch.set_num_threads(1)
 
     def warm(self) -> None:
         self.score([{"role": "user", "content": "warm up"}])

@@ -5,8 +5,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh "train,local,mlx,unsloth,dev"
 # Real MCP clients the tests drive: Claude Code and the MCP Inspector CLI, kept local to the checkout.
 if command -v npm >/dev/null 2>&1; then
-  [ -x .tools/node_modules/.bin/claude ] && [ -x .tools/node_modules/.bin/mcp-inspector ] || \
-    npm install --silent --no-audit --no-fund --prefix .tools @anthropic-ai/claude-code @modelcontextprotocol/inspector
+  # Pinned: on Node 20 npm's engine-aware resolution would otherwise pick years-old releases.
+  npm install --silent --no-audit --no-fund --prefix .tools \
+    @anthropic-ai/claude-code@2.1.330 @modelcontextprotocol/inspector@2.12.0
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

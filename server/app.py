@@ -1,6 +1,7 @@
 """Assemble the engrain MCP server over one workspace and run it."""
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 from typing import Literal
 
@@ -20,7 +21,7 @@ back with every reason: fix and resubmit it. Review pending examples with exampl
 full=true) and review(decisions). When quotas are met: export, or train and follow run_status.
 """
 
-READ_ONLY_NOTE = "This server is read-only: submit, review, export and train are not available.\n"
+READ_ONLY_NOTE = "This server is read-only: brief, submit, review, export and train are not available.\n"
 
 
 def build_server(workspace: datagen.Workspace | Path, read_only: bool = False) -> MCPServer:
@@ -29,6 +30,7 @@ def build_server(workspace: datagen.Workspace | Path, read_only: bool = False) -
     mcp = MCPServer(
         "engrain",
         title="engrain dataset",
+        version=version("engrain"),
         instructions=INSTRUCTIONS + (READ_ONLY_NOTE if read_only else ""),
         log_level="WARNING",
         tools=build_tools(ws, read_only=read_only),

@@ -18,7 +18,7 @@ def engrain_command() -> Path:
     # Not resolve(): a venv's python is a symlink to the system one, and the script lives beside the link.
     script = Path(sys.executable).absolute().parent / "engrain"
     if not script.exists():
-        raise FileNotFoundError(f"no engrain script at {script}; install engrain into this environment (pip install -e .)")
+        raise datagen.DatagenError(f"no engrain script at {script}; install engrain into this environment first")
     return script
 
 
@@ -39,9 +39,15 @@ def _merge_mcp_json(path: Path, entry: dict) -> None:
         try:
             config = json.loads(path.read_text() or "{}")
         except json.JSONDecodeError as exc:
-            # Rewriting it would drop the user's other servers.
-            raise ValueError(f"{path} is not valid JSON ({exc}); fix it, then run `engrain init --claude` again") from exc
-    config.setdefault("mcpServers", {})[SERVER_NAME] = entry
+            # Rewriting it would drop the user's other servers. DatagenError: the CLI prints these as one line.
+            raise datagen.DatagenError(
+                f"{path} is not valid JSON ({exc}); fix it and run `engrain init --claude` again"
+            ) from exc
+    if not isinstance(config, dict) or not isinstance(config.setdefault("mcpServers", {}), dict):
+        raise datagen.DatagenError(
+            f'{path} should hold {{"mcpServers": {{...}}}}; fix it and run `engrain init --claude` again'
+        )
+    config["mcpServers"][SERVER_NAME] = entry
     _atomic_write(path, json.dumps(config, indent=2) + "\n")
 
 
@@ -58,7 +64,7 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _subagent(category) -> str:
+def _subagent(category: datagen.Category) -> str:
     name = category.name
     tools = ", ".join([*(f"mcp__{SERVER_NAME}__{t}" for t in GENERATOR_TOOLS), "Read", "Grep", "Glob"])
     description = (

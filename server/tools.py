@@ -43,8 +43,9 @@ MAX_EXAMPLE_BYTES = 256 * 1024
 MAX_BATCH = 50
 PREVIEW_CHARS = 160
 POLL_S = 2.0
+# Claude Code warns above 10k tokens of tool output: a full page stops short of that (~4 characters a token).
+FULL_PAGE_CHARS = 32_000
 STATUS_AFTER = {"approve": "approved", "reject": "rejected"}
-
 
 
 def _hints(*, read_only: bool, destructive: bool = False, idempotent: bool, open_world: bool = False):
@@ -101,16 +102,16 @@ def build_tools(ws: datagen.Workspace, *, read_only: bool) -> list[Tool]:
             raise ToolError(f"unknown category {category!r}; choose one of: {_names(ws)}")
         with _as_tool_errors():
             page = datagen.list_examples(ws, category=category or None, status=status, offset=offset, limit=limit)
-        items = [
-            ExampleItem(
-                id=s.id,
-                category=s.example.category,
-                status=s.status,
-                preview=_first_user(s.example.messages),
-                messages=[m.model_dump(exclude_none=True) for m in s.example.messages] if full else [],
-            )
-            for s in page.items
-        ]
+        items: list[ExampleItem] = []
+        spent = 0
+        for s in page.items:
+            messages = [m.model_dump(exclude_none=True) for m in s.example.messages] if full else []
+            spent += len(json.dumps(messages))
+            if items and spent > FULL_PAGE_CHARS:
+                break  # the rest of the page comes with next_offset
+            preview = _first_user(s.example.messages)
+            items.append(ExampleItem(id=s.id, category=s.example.category, status=s.status, preview=preview,
+                                     messages=messages))
         end = offset + len(items)
         return ExamplesPage(total=page.total, items=items, next_offset=end if end < page.total else None)
 
@@ -186,7 +187,8 @@ def build_tools(ws: datagen.Workspace, *, read_only: bool) -> list[Tool]:
         it duplicates. Fix and resubmit the rejected ones."""
         _check_batch(examples)
         with _as_tool_errors():
-            verdicts = [Verdict.model_validate(v, from_attributes=True) for v in datagen.submit(ws, examples, generator="mcp")]
+            stored = datagen.submit(ws, examples, generator="mcp")
+        verdicts = [Verdict.model_validate(v, from_attributes=True) for v in stored]
         accepted = sum(v.accepted for v in verdicts)
         return SubmitResult(accepted=accepted, rejected=len(verdicts) - accepted, verdicts=verdicts)
 
@@ -261,7 +263,7 @@ def _check_batch(examples: list[dict[str, Any]]) -> None:
         if size > MAX_EXAMPLE_BYTES:
             raise ToolError(
                 f"example {i} is {size:,} bytes of JSON; the limit is {MAX_EXAMPLE_BYTES:,} bytes per example "
-                "(and [dataset] max_chars characters of message text) — shorten it and submit again; nothing was stored"
+                "(and [dataset] max_chars characters of message text); shorten it and submit again. Nothing was stored."
             )
 
 
@@ -312,7 +314,8 @@ def _next_step(cats: list[CategoryCount]) -> str:
     short = sorted((c for c in cats if c.remaining), key=lambda c: -c.remaining)
     if short:
         c = short[0]
-        return f"Generate for '{c.name}' next ({c.remaining} to go): call brief(category='{c.name}', count={min(c.remaining, 10)})."
+        count = min(c.remaining, 10)
+        return f"Generate for '{c.name}' next ({c.remaining} to go): call brief(category='{c.name}', count={count})."
     if any(c.pending for c in cats):
         return "Every quota is filled with approved or pending examples; review the pending ones."
     return "Every quota is met with approved examples; export or train."

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ws = load_workspace(args.workspace)
 
     def report(status) -> None:
-        print(f"{status.stage} step {status.step}/{status.total_steps} loss {status.loss if status.loss is not None else float("nan"):.4f}", flush=True)
+        print(f"{status.stage} step {status.step}/{status.total_steps} loss {status.loss if status.loss is not None else float('nan'):.4f}", flush=True)
 
     record = train(ws, run_id=args.run_id, on_progress=report)
     print(f"run {record.id} {record.state}", flush=True)

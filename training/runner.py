@@ -57,7 +57,8 @@ def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: 
     chosen = backend if backend != "auto" else cfg.backend
     cfg = cfg.model_copy(update={"stages": stages, "base": base or cfg.base, "max_steps": max_steps or cfg.max_steps,
                                  "backend": pick_backend() if chosen == "auto" else chosen})
-    record = RunRecord(id=run_id or registry.new_run_id(), created_at=registry.now(), base=cfg.base,
+    record = RunRecord(id=run_id or registry.new_run_id(), created_at=registry.now(),
+                       base=cfg.hosted_model if cfg.backend == "hosted" else cfg.base,
                        backend=cfg.backend, include_pending=include_pending, config=cfg.model_dump())
     return registry.save(ws, record)
 

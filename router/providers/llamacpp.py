@@ -93,6 +93,13 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
     cancel = threading.Event()
     done = object()
 
+    def put(item: object) -> None:
+        if not cancel.is_set():         # once the consumer has gone its loop may be closed
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:
+                cancel.set()
+
     def run() -> None:
         try:
             with lock:
@@ -100,13 +107,13 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
                                                         **_kwargs(job, cancel)):
                     if cancel.is_set():
                         break
-                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+                    put(chunk)
         except Exception as exc:  # handed to the consumer, which maps it
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            put(exc)
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, done)
+            put(done)
 
-    worker = loop.run_in_executor(None, run)
+    loop.run_in_executor(None, run)
     try:
         while (item := await queue.get()) is not done:
             if isinstance(item, Exception):
@@ -114,4 +121,3 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
             yield item
     finally:
         cancel.set()
-        del worker

@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 
+import pytest
+
 import datagen
 from tests.datagen.conftest import ENGRAIN, REPO, engrain, varied, write_jsonl
 
@@ -20,12 +22,18 @@ def _env() -> dict:
     return {**os.environ, "ENGRAIN_SEMANTIC_THRESHOLD": "0.99", "ENGRAIN_MINHASH_THRESHOLD": "0.9"}
 
 
+@pytest.mark.timeout(1800)
 def test_sixteen_concurrent_importers_store_exactly_every_example(ws, tmp_path):
     files = [write_jsonl(tmp_path / f"w{w}.jsonl", [varied(w * PER_WRITER + i) for i in range(PER_WRITER)])
              for w in range(WRITERS)]
     writers = [subprocess.Popen([*ENGRAIN, "import", f, "--json", "-w", ws.root], cwd=REPO, env=_env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
-    outputs = [w.communicate(timeout=600) for w in writers]
+    try:
+        # 16 processes each loading torch and MiniLM on 2 shared cores: minutes, not seconds
+        outputs = [w.communicate(timeout=1500) for w in writers]
+    finally:
+        for writer in writers:
+            writer.kill()
 
     for writer, (out, err) in zip(writers, outputs):
         assert writer.returncode == 0, err[-2000:]
@@ -42,15 +50,17 @@ def test_writer_killed_mid_import_loses_nothing_it_reported(ws, tmp_path):
     writer = subprocess.Popen([*ENGRAIN, "import", path, "--json", "-w", ws.root], cwd=REPO, env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     reported = []
-    for line in writer.stdout:
-        verdict = json.loads(line)
-        if verdict["accepted"]:
-            reported.append(verdict["id"])
-        if len(reported) >= 40:
-            break
-    writer.send_signal(signal.SIGKILL)
-    writer.wait()
-    writer.stdout.close()
+    try:
+        for line in writer.stdout:
+            verdict = json.loads(line)
+            if verdict["accepted"]:
+                reported.append(verdict["id"])
+            if len(reported) >= 40:
+                break
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
 
     with sqlite3.connect(ws.db_path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -12,6 +12,8 @@ Two servers, each on 127.0.0.1 port 0 in a daemon thread, started as context man
         fake.fail("sleep", seconds=5)                  # stall before answering (client timeout)
         fake.fail("die", after_chunks=2)               # stream 2 events then cut the connection
         fake.fail("drop")                              # close the connection without a response
+        fake.chunk_delay = 0.05                        # pause between streamed events
+        fake.aborted                                   # streams the client hung up on (cancellation tests)
         fake.stop_listening()                          # from now on, connections are refused
         fake.requests                                  # [Recorded(method, path, headers, body)]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import router
 from engrain.cli import app
 
 DEV = Path("/work/shared/data/routing/mmlu")
@@ -37,7 +38,7 @@ def test_score_reads_jsonl_and_writes_score_and_tier_per_line():
 
 def test_train_calibrate_and_eval_on_a_users_labels(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "engrain.toml").write_text("[router]\n")
+    (tmp_path / "engrain.toml").write_text("[dataset]\n" + router.TOML_TEMPLATE)
     head = tmp_path / ".engrain" / "router" / "head.json"
     result = _run("router", "train", "--labels", str(LABELS))
     assert result.exit_code == 0, result.output

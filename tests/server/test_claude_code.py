@@ -9,7 +9,9 @@ import datagen
 import pytest
 import yaml
 
-from server import register_for_claude_code
+from mcp import Client
+
+from server import build_server, register_for_claude_code
 from tests.server.conftest import ENGRAIN, external_cli
 
 
@@ -20,7 +22,7 @@ def frontmatter(text: str) -> dict:
     return yaml.safe_load(head)
 
 
-def test_register_merges_mcp_json_and_writes_one_subagent_per_category(workspace):
+async def test_register_merges_mcp_json_and_writes_one_subagent_per_category(workspace):
     root = workspace.root
     (root / ".mcp.json").write_text(json.dumps({"mcpServers": {"other": {"command": "other-server"}}}))
     edited = root / ".claude" / "agents" / "engrain-gen-code-review.md"
@@ -40,15 +42,18 @@ def test_register_merges_mcp_json_and_writes_one_subagent_per_category(workspace
     meta = frontmatter(agent)
     assert meta["name"] == "engrain-gen-tool-use"
     assert "tool-use" in meta["description"]
-    tools = [t.strip() for t in meta["tools"].split(",")]
-    assert {"mcp__engrain__brief", "mcp__engrain__submit"} <= set(tools)
+    tools = {t.strip() for t in meta["tools"].split(",")}
+    async with Client(build_server(workspace)) as c:
+        served = {f"mcp__engrain__{t.name}" for t in (await c.list_tools()).tools}
+    assert {"mcp__engrain__brief", "mcp__engrain__submit"} <= tools
+    assert {t for t in tools if t.startswith("mcp__")} <= served
     assert "resubmit" in agent or "submit it again" in agent
     assert edited.read_text() == "my own version"  # a user's edit survives a second registration
 
 
 def test_register_refuses_to_clobber_a_broken_mcp_json(workspace):
     (workspace.root / ".mcp.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(datagen.DatagenError, match="not valid JSON"):
         register_for_claude_code(workspace.root)
     assert (workspace.root / ".mcp.json").read_text() == "{not json"
 

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from server import build_server
-from tests.server.conftest import error_text, invalid_example, stored_total, structured, valid_example
+from tests.server.conftest import WORDS, error_text, invalid_example, stored_total, structured, valid_example
 
 # "auto" dispatches in-process on the 2026-07-28 protocol; "legacy" runs the 2025-11-25 initialize handshake.
 PROTOCOLS = {"auto": "2026-07-28", "legacy": "2025-11-25"}
@@ -105,6 +105,23 @@ async def test_list_review_and_coverage(workspace, mode):
     assert (tool_use["approved"], tool_use["pending"], tool_use["rejected"], tool_use["remaining"]) == (1, 1, 1, 18)
     assert "tool-use" in cov["next_step"]
     assert datagen.get_example(workspace, ids[1]).status == "rejected"
+
+
+async def test_a_full_page_stays_small_enough_for_claude_code(workspace):
+    # Three long examples with disjoint vocabularies (so none is a near-duplicate of another).
+    long = []
+    for k in range(3):
+        words = WORDS[k * 60:(k + 1) * 60]
+        text = " ".join(words[(i * 7) % len(words)] for i in range(2000))
+        long.append({"messages": [{"role": "user", "content": f"Summarise {words[0]} please."},
+                                  {"role": "assistant", "content": text}], "category": "code-review"})
+    async with Client(build_server(workspace)) as c:
+        assert structured(await c.call_tool("submit", {"examples": long}))["accepted"] == 3
+        page = structured(await c.call_tool("examples", {"full": True, "limit": 3}))
+        rest = structured(await c.call_tool("examples", {"full": True, "offset": page["next_offset"]}))
+    assert len(page["items"]) == 2 and page["next_offset"] == 2
+    assert len(rest["items"]) == 1 and rest["next_offset"] is None
+    assert len(json.dumps(page)) < 40_000
 
 
 async def test_export_writes_inside_the_workspace(workspace, mode):

@@ -1,6 +1,6 @@
-"""The mlx backend: mlx-lm's LoRA trainer (`python -m mlx_lm.lora`) as a subprocess.
+"""The mlx backend: mlx-lm's LoRA trainer (`mlx_lm.lora.run`) in a subprocess (see mlx_worker.py).
 
-A subprocess keeps mlx and torch out of one process and uses mlx-lm's supported interface. Its data is
+A subprocess keeps mlx and torch out of one process. Its data is
 datagen's "mlx" export, which already splits trajectories into one example per assistant turn (mlx-lm's
 --mask-prompt trains only the last message). The adapter is converted to PEFT's layout afterwards so
 curriculum, packaging and the LoRA GGUF work the same as for the other backends.
@@ -8,7 +8,6 @@ curriculum, packaging and the LoRA GGUF work the same as for the other backends.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,6 @@ from training import loop
 from training.backends.job import StageJob, StageOutput
 from training.data import read_jsonl
 
-_REPORT = re.compile(r"Iter (\d+): Train loss ([\d.naninf]+).*?Tokens/sec ([\d.]+)")
 _MODULE_PATHS = {"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
                  "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
                  "down_proj": "mlp.down_proj"}
@@ -52,10 +50,10 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
     }
     if resume is not None:
         settings["resume_adapter_file"] = str(resume)
-    config = work / "lora.yaml"
-    config.write_text(json.dumps(settings), encoding="utf-8")  # YAML is a superset of JSON
-    losses = _run([sys.executable, "-m", "mlx_lm.lora", "-c", str(config)], work / "mlx.log", done, total,
-                  on_step)
+    config = work / "lora.json"
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    losses = _run([sys.executable, "-m", "training.backends.mlx_worker", str(config)], work / "mlx.log", done,
+                  total, on_step)
     adapter = _to_peft(work / "adapters.safetensors", job)
     return StageOutput(adapter=adapter, examples=len(train_rows), steps=total, losses=losses[0],
                        tokens_per_s=losses[1])
@@ -67,15 +65,15 @@ def _run(cmd: list[str], log: Path, offset: int, total: int, on_step) -> tuple[l
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         for line in proc.stdout:
             out.write(line)
-            m = _REPORT.search(line)
-            if m:
-                losses.append(float(m.group(2)))
-                tps = float(m.group(3))
+            if line.startswith("ENGRAIN "):
+                info = json.loads(line.removeprefix("ENGRAIN "))
+                losses.append(float(info["train_loss"]))
+                tps = float(info["tokens_per_second"])
                 if on_step:
-                    on_step(offset + int(m.group(1)), total, losses[-1], tps)
+                    on_step(offset + int(info["iteration"]), total, losses[-1], tps)
     if proc.returncode:
         tail = "".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"mlx_lm.lora failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+        raise RuntimeError(f"mlx-lm training failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
     return losses, tps
 
 

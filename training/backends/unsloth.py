@@ -16,12 +16,14 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
 
     loop.set_threads()
     c = job.config
+    cuda = torch.cuda.is_available()
+    # Unsloth's CPU fallback picks bfloat16 when the CPU reports it; float32 is faster without AMX (loop.py).
     model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=str(job.base_dir), max_seq_length=c.max_seq_len, dtype=None, load_in_4bit=False,
-        local_files_only=True)
+        model_name=str(job.base_dir), max_seq_length=c.max_seq_len, dtype=None if cuda else torch.float32,
+        load_in_4bit=False, local_files_only=True)
     model = FastLanguageModel.get_peft_model(
         model, r=c.lora_r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
         target_modules=c.target_modules, bias="none", use_gradient_checkpointing=False, random_state=c.seed)
     local.load_init_adapter(model, job)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = "cuda" if cuda else "cpu"
     return local.train(model, tokenizer, job, device=device, on_step=on_step)
