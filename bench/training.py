@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this file's folder would come first on sys.path and `import training` would import this
+# file instead of the package.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 TRL_VERSION = "1.16.0"
 TRL_DIR = Path(tempfile.gettempdir()) / f"engrain-bench-trl-{TRL_VERSION}"
 CONTENDERS = ("hf", "trl", "unsloth")
@@ -33,7 +36,6 @@ def _model(kind: str, cache: Path) -> Path:
         from training.base import resolve
 
         return resolve("smollm2", cache)
-    sys.path.insert(0, str(REPO))
     from tests.training.conftest import build_tiny_llama
 
     folder = cache / "tiny-llama-v2"
@@ -112,7 +114,8 @@ def _trainer_run(trainer, clock) -> dict:
 
 
 def worker_trl(model: Path, data: Path, args) -> dict:
-    """What the TRL docs show: SFTTrainer + SFTConfig defaults + a LoraConfig."""
+    """What the TRL docs show: SFTTrainer + SFTConfig defaults + a LoraConfig (plus use_cpu=True, which TRL's
+    own error message asks for on a machine without a GPU; its bf16=True default stays)."""
     from peft import LoraConfig
     from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
@@ -120,7 +123,7 @@ def worker_trl(model: Path, data: Path, args) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     config = SFTConfig(output_dir=tempfile.mkdtemp(prefix="bench-trl-"), max_steps=args.steps,
                        per_device_train_batch_size=args.batch_size, max_length=args.max_seq_len,
-                       logging_steps=1, save_strategy="no", report_to=[])
+                       logging_steps=1, save_strategy="no", report_to=[], use_cpu=True)
     trainer = SFTTrainer(model=str(model), args=config, train_dataset=_sft_dataset(data, tokenizer),
                          processing_class=tokenizer,
                          peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
@@ -182,7 +185,6 @@ def main() -> None:
         result = globals()[f"worker_{args.worker}"](args.model_dir, args.data_dir, args)
         args.out.write_text(json.dumps({**result, "peak_mib": _peak_mib()}))
         return
-    sys.path.insert(0, str(REPO))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = REPO / ".engrain" / "bench-cache"
     model, data = _model(args.model, cache), _data(cache / "data")

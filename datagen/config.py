@@ -52,6 +52,7 @@ DEFAULT_TOML = '''\
 # State (the example database, training runs, caches) lives in .engrain/ beside this file.
 
 [dataset]
+# Each setting here can be overridden for one run with ENGRAIN_<SETTING>, e.g. ENGRAIN_SEMANTIC_THRESHOLD=0.95.
 name = "engrain"
 # Longest example accepted, counting every message's text. Long trajectories dilute what the model learns.
 max_chars = 24000

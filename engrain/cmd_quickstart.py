@@ -163,9 +163,7 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         console.print(f"  {cat.name:<18} {bar:<16} {cat.approved:>3}/{cat.quota}", highlight=False)
 
     _step(5, f"train: LoRA on the approved examples ({max_steps} steps, CPU is fine)")
-    from engrain.cmd_train import progress_display
-
-    with progress_display() as on_progress:
+    with _progress() as on_progress:
         record = training.train(ws, backend=backend, base=base, max_steps=max_steps, on_progress=on_progress)
     losses = record.losses
     console.print(f"run {record.id}: loss {losses[0]:.3f} → {losses[-1]:.3f} ({record.backend})", highlight=False)
@@ -194,6 +192,29 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         f"base without it: {headline['adherence_base_without_prompt']:.0%}), "
         f"using [bold]{headline['prompt_tokens_saved_pct']:.0%}[/bold] fewer prompt tokens per request.")
     return headline
+
+
+from contextlib import contextmanager
+
+
+@contextmanager
+def _progress():
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+               TextColumn("ETA"), TimeRemainingColumn())
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=console) as progress:
+        def show(status) -> None:
+            if status.stage not in tasks:
+                tasks[status.stage] = progress.add_task("", total=status.total_steps or None, stage=status.stage,
+                                                        loss="-", tps="-")
+            progress.update(tasks[status.stage], completed=status.step, total=status.total_steps or None,
+                            loss=f"{status.loss:.4f}" if status.loss is not None else "-",
+                            tps=f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-")
+
+        yield show
 
 
 def _free_port() -> int:

@@ -35,7 +35,7 @@ def create(name: str, gguf: Path, *, system: str, host: str | None = None,
 
     client = ollama.Client(host=host, timeout=600)
     try:
-        client.version()
+        client.list()
     except (httpx.HTTPError, ConnectionError, ollama.ResponseError) as exc:
         raise OllamaUnavailable(f"no Ollama server answered at {host or 'OLLAMA_HOST/default'} ({exc})") from exc
     digest = client.create_blob(gguf)

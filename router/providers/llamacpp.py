@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from typing import Any, AsyncIterator
 
@@ -10,6 +11,15 @@ from router.errors import ProviderError
 
 _models: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
 _load_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # free llama.cpp models before interpreter teardown, when their __del__ can no longer reach the library
+    for model, _ in _models.values():
+        model.close()
+
+
 _PARAMS = {"max_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "seed", "tools", "tool_choice",
            "response_format", "presence_penalty", "frequency_penalty", "repeat_penalty", "logit_bias",
            "logprobs", "top_logprobs"}
@@ -40,14 +50,24 @@ def warm(m: ModelConfig) -> None:
         pass        # reported on the first request that needs it; the other tiers still serve
 
 
-def _kwargs(job: dict, cancel: threading.Event) -> dict:
+def _kwargs(llm: Any, job: dict, cancel: threading.Event) -> dict:
     kwargs = {k: v for k, v in job.items() if k in _PARAMS}
     if "stop" in kwargs and isinstance(kwargs["stop"], str):
         kwargs["stop"] = [kwargs["stop"]]
-    # llama.cpp has no cancel call: a stopping criterion polled after every token ends a cancelled call
-    from llama_cpp import StoppingCriteriaList
+    # the chat API has no cancel call nor stopping criteria: once cancelled, a logits processor leaves the
+    # model nothing to sample but end-of-sequence, so a call whose client has gone ends at the next token
+    import numpy as np
+    from llama_cpp import LogitsProcessorList
 
-    kwargs["stopping_criteria"] = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
+    eos = llm.token_eos()
+
+    def stop_when_cancelled(_ids: Any, scores: Any) -> Any:
+        if cancel.is_set():
+            scores[:] = -np.inf
+            scores[eos] = 0.0
+        return scores
+
+    kwargs["logits_processor"] = LogitsProcessorList([stop_when_cancelled])
     return kwargs
 
 
@@ -76,7 +96,7 @@ async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
 
     def run() -> dict:
         with lock:
-            return llm.create_chat_completion(messages=_messages(job), **_kwargs(job, cancel))
+            return llm.create_chat_completion(messages=_messages(job), **_kwargs(llm, job, cancel))
 
     try:
         return await asyncio.to_thread(run)
@@ -104,7 +124,7 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
         try:
             with lock:
                 for chunk in llm.create_chat_completion(messages=_messages(job), stream=True,
-                                                        **_kwargs(job, cancel)):
+                                                        **_kwargs(llm, job, cancel)):
                     if cancel.is_set():
                         break
                     put(chunk)

@@ -1,6 +1,7 @@
 """Real inference for the fakes: llama-cpp-python on a GGUF, one cached instance per file, one call at a time."""
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import threading
 from pathlib import Path
@@ -8,6 +9,13 @@ from typing import Any, Iterator
 
 _cache: dict[tuple[str, tuple[str, ...]], tuple[Any, threading.Lock]] = {}
 _cache_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # free llama.cpp models before interpreter teardown, when their __del__ can no longer reach the library
+    for model, _ in _cache.values():
+        model.close()
 
 
 def bundled_gguf() -> Path:

@@ -39,7 +39,7 @@ def test_ollama_fake_create_from_blob_then_chat_with_real_inference(tmp_path):
         assert progress[-1] == "success"
         assert [m.model for m in client.list().models] == ["engrain-coder:latest"]
         shown = client.show("engrain-coder")
-        assert shown.system == "You are terse." and "stop" in shown.parameters
+        assert 'SYSTEM """You are terse."""' in shown.modelfile and "stop" in shown.parameters
         assert shown.modelinfo["general.architecture"] == "llama"
         parts = list(client.chat(model="engrain-coder", messages=[{"role": "user", "content": "Say hi."}],
                                  options={"num_predict": 8}, stream=True))

@@ -28,10 +28,10 @@ def _exercise_both_sdks(url: str, expect_model: str) -> None:
     assert text.strip()
 
     an = anthropic.Anthropic(base_url=url, api_key="u", max_retries=0)
-    msg = an.messages.create(model="auto", max_tokens=12, temperature=0, messages=ASK)
+    msg = an.messages.create(model="auto", max_tokens=12, messages=ASK)
     assert msg.content[0].type == "text" and msg.content[0].text.strip()
     assert msg.stop_reason in ("end_turn", "max_tokens") and msg.usage.output_tokens > 0
-    with an.messages.stream(model="auto", max_tokens=12, temperature=0, messages=ASK) as stream:
+    with an.messages.stream(model="auto", max_tokens=12, messages=ASK) as stream:
         streamed = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert streamed.strip() and final.content[0].text == streamed
