@@ -1,12 +1,15 @@
 """Submit throughput and latency with 50,000 examples already stored, against the goals (the anchor of this run).
 
-    .venv/bin/python bench/datagen.py [--seed-count 50000] [--batches 16] [--batch-size 64] [--singles 200]
+    .venv/bin/python bench/datagen.py [--seed-count 50000] [--seed-embeddings minilm|random]
+                                      [--batches 16] [--batch-size 64] [--singles 200]
 
 Every measured submit runs the whole path: format detection, validation (structure, tool schemas, fenced code,
 rules), exact hash, MinHash LSH, MiniLM embedding + cosine search over all stored vectors, and a durable
 (synchronous=FULL) commit. The 50,000 seed examples are inserted in bulk through the real store with their
 signatures and embeddings (embedded in batches), without judging each other; the seeded workspace is cached
-under bench/results/ so later runs start in seconds.
+under bench/results/ so later runs start in seconds. Embedding 50,000 seeds with MiniLM takes tens of minutes
+on 2 busy cores; `--seed-embeddings random` stores random unit vectors instead, which costs the measured
+submits exactly as much (the cosine search is a full matrix product whatever the values) but never matches.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ GOAL_P99_MS = 100.0      # single-example submit
 CATEGORIES = ["tool-use", "code-navigation", "skills-workflows", "agentic-planning", "craftsmanship",
               "collaboration", "problem-solving", "code-review"]
 RESULTS = Path(__file__).resolve().parent / "results"
+SEED_BASE = 1_000_000_000  # stored examples use synthetic(SEED_BASE + i); measured ones count up from 1
 
 NOUNS = ("parser config cache retry timeout queue worker schema migration index token session router handler "
          "payload invoice shipment carrier webhook ledger metric trace span buffer socket lock tenant billing "
@@ -67,21 +71,26 @@ def synthetic(seed: int) -> dict:
             "category": rng.choice(CATEGORIES), "meta": {"language": lang.lower()}}
 
 
-def seed_workspace(root: Path, count: int) -> float:
+def seed_workspace(root: Path, count: int, embeddings: str) -> float:
     """Insert `count` examples in bulk (batches of 1,000: one embedding call and one transaction each)."""
     datagen.init_workspace(root)
     ws = datagen.find_workspace(root)
     conn = store.connect(ws.db_path)
+    rng = np.random.default_rng(0)
     started = time.perf_counter()
     for start in range(0, count, 1000):
-        examples = [Example.model_validate(synthetic(-1 - i)) for i in range(start, min(count, start + 1000))]
-        vectors = dedup.embed([dedup.semantic_text(e) for e in examples], ws.config.embedding_model)
+        examples = [Example.model_validate(synthetic(SEED_BASE + i)) for i in range(start, min(count, start + 1000))]
+        if embeddings == "minilm":
+            vectors = dedup.embed([dedup.semantic_text(e) for e in examples], ws.config.embedding_model)
+        else:
+            vectors = rng.standard_normal((len(examples), 384), dtype=np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         with store.transaction(conn):
             for example, vector in zip(examples, vectors):
                 content_hash = dedup.content_hash(example)
                 store.insert_example(conn, example_id="ex_" + content_hash[:16], content_hash=content_hash,
                                      example=example, status="approved", generator="bench-seed",
-                                     minhash=dedup.minhash(dedup.lexical_text(example)).hashvalues.tobytes(),
+                                     minhash=dedup.signature_bytes(dedup.minhash(dedup.lexical_text(example))),
                                      embedding=vector.astype(np.float32).tobytes())
         print(f"  seeded {min(count, start + 1000):>6}/{count}  ({time.perf_counter() - started:.0f} s)",
               file=sys.stderr, flush=True)
@@ -91,12 +100,13 @@ def seed_workspace(root: Path, count: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed-count", type=int, default=50_000)
+    parser.add_argument("--seed-embeddings", choices=["minilm", "random"], default="minilm")
     parser.add_argument("--batches", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--singles", type=int, default=200)
     args = parser.parse_args()
 
-    cached = RESULTS / f"datagen-seeded-{args.seed_count}"
+    cached = RESULTS / f"datagen-seeded-{args.seed_count}-{args.seed_embeddings}"
     work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
     root = work / "ws"
     if (cached / "engrain.toml").exists():
@@ -104,7 +114,7 @@ def main() -> None:
         print(f"reusing seeded workspace {cached}", file=sys.stderr)
     else:
         print(f"seeding {args.seed_count} examples (first run only; cached in {cached})", file=sys.stderr)
-        seconds = seed_workspace(root, args.seed_count)
+        seconds = seed_workspace(root, args.seed_count, args.seed_embeddings)
         print(f"seeded in {seconds:.0f} s ({args.seed_count / seconds:.0f} ex/s bulk)", file=sys.stderr)
         store.connect(root / ".engrain" / "engrain.db").execute("PRAGMA wal_checkpoint(TRUNCATE)")
         shutil.copytree(root, cached, dirs_exist_ok=True)
@@ -115,10 +125,10 @@ def main() -> None:
     dedup._model(ws.config.embedding_model)
     model_s = time.perf_counter() - started
     started = time.perf_counter()
-    datagen.submit(ws, [synthetic(10_000_000)])  # the first submit loads every stored signature into the index
+    datagen.submit(ws, [synthetic(0)])  # the first submit loads every stored signature into the index
     catch_up_s = time.perf_counter() - started
 
-    fresh = iter(range(1, 10_000_000))
+    fresh = iter(range(1, SEED_BASE))
     accepted = total = 0
     started = time.perf_counter()
     for _ in range(args.batches):
@@ -139,8 +149,9 @@ def main() -> None:
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
 
-    print(f"\ndatagen submit with {stored:,} examples stored; validate + exact + MinHash LSH + MiniLM cosine + "
-          f"durable commit; {os.cpu_count()} CPUs")
+    print(f"\ndatagen submit with {stored:,} examples stored ({args.seed_embeddings} seed embeddings); validate + "
+          f"exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"(model load {model_s:.1f} s, index catch-up over stored rows {catch_up_s:.1f} s, "
           f"{accepted}/{total} measured submits accepted)\n")
     rows = [("batched throughput (ex/s)", f"{throughput:.0f}", f">= {GOAL_THROUGHPUT:.0f}",

@@ -60,6 +60,11 @@ def minhash(text: str) -> MinHash:
     return signature
 
 
+def signature_bytes(signature: MinHash) -> bytes:
+    """How a signature is stored (the examples.minhash column)."""
+    return signature.hashvalues.astype(np.uint64).tobytes()
+
+
 @functools.lru_cache(maxsize=2)
 def _model(name: str):
     from sentence_transformers import SentenceTransformer
@@ -81,9 +86,19 @@ def embed(texts: list[str], model_name: str) -> np.ndarray:
     keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
     missing = list(dict.fromkeys(k for k in keys if k not in _embed_cache))
     if missing:
+        import torch
+
         by_key = dict(zip(keys, texts))
-        vectors = _model(model_name).encode([by_key[k] for k in missing], batch_size=64, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False)
+        # One intra-op thread: engrain runs many embedding processes at once (an MCP server per session, CLI
+        # imports), and on a shared 2-core machine torch's spinning thread pool made a submit 5-10x slower.
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            vectors = _model(model_name).encode([by_key[k] for k in missing], batch_size=64,
+                                                normalize_embeddings=True, convert_to_numpy=True,
+                                                show_progress_bar=False)
+        finally:
+            torch.set_num_threads(previous)
         if len(_embed_cache) > 100_000:
             _embed_cache.clear()
         _embed_cache.update(zip(missing, vectors.astype(np.float32)))
@@ -97,7 +112,7 @@ class Index:
     last_seq: int = 0
     ids: list[str] = field(default_factory=list)
     row_of: dict[str, int] = field(default_factory=dict)
-    signatures: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_PERM), np.uint64))
+    signatures: np.ndarray | None = None  # rows [0, len(ids)) are filled; the rest is spare capacity
     vectors: np.ndarray | None = None
     lsh: MinHashLSH = None  # type: ignore[assignment]
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -119,25 +134,38 @@ class Index:
         self.last_seq = rows[-1][0]
 
     def _append(self, ids: list[str], sigs: np.ndarray, vecs: np.ndarray) -> None:
-        start = len(self.ids)
+        """Append rows, growing the matrices by doubling so that adding one example never copies them all."""
+        start, end = len(self.ids), len(self.ids) + len(ids)
         self.ids.extend(ids)
         self.row_of.update((example_id, start + i) for i, example_id in enumerate(ids))
-        self.signatures = np.concatenate([self.signatures, sigs]) if start else sigs.copy()
-        if self.vectors is None:
-            self.vectors = np.empty((max(1024, 2 * len(ids)), vecs.shape[1]), np.float32)
-        elif start + len(ids) > len(self.vectors):
-            grown = np.empty((2 * (start + len(ids)), self.vectors.shape[1]), np.float32)
-            grown[:start] = self.vectors[:start]
-            self.vectors = grown
-        self.vectors[start:start + len(ids)] = vecs
+        if self.vectors is None or end > len(self.vectors):
+            capacity = max(1024, 2 * end)
+            signatures = np.empty((capacity, NUM_PERM), np.uint64)
+            vectors = np.empty((capacity, vecs.shape[1]), np.float32)
+            if self.vectors is not None:
+                signatures[:start], vectors[:start] = self.signatures[:start], self.vectors[:start]
+            self.signatures, self.vectors = signatures, vectors
+        self.signatures[start:end] = sigs
+        self.vectors[start:end] = vecs
 
     def add(self, example_id: str, seq: int, signature: MinHash, vector: np.ndarray) -> None:
         self.lsh.insert(example_id, signature)
         self._append([example_id], signature.hashvalues[None, :].astype(np.uint64), vector[None, :])
         self.last_seq = max(self.last_seq, seq)
 
-    def near_duplicate(self, signature: MinHash, vector: np.ndarray) -> tuple[str, str] | None:
-        """(reason, id of the stored example) for the closest lexical or semantic match over threshold."""
+    def closest(self, vectors: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """(rows now indexed, each vector's closest row, its cosine) in one pass over the matrix for a whole batch."""
+        n = len(self.ids)
+        if n == 0:
+            return 0, np.zeros(len(vectors), int), np.full(len(vectors), -np.inf, np.float32)
+        cosine = self.vectors[:n] @ vectors.T
+        rows = cosine.argmax(axis=0)
+        return n, rows, cosine[rows, np.arange(len(vectors))]
+
+    def near_duplicate(self, signature: MinHash, vector: np.ndarray,
+                       closest: tuple[int, int, float]) -> tuple[str, str] | None:
+        """(reason, id of the stored example) for a lexical or semantic match over threshold. `closest` is the
+        vector's (rows searched, best row, cosine) from `closest()`; rows added since are searched here."""
         candidates = self.lsh.query(signature)
         if candidates:
             rows = [self.row_of[c] for c in candidates]
@@ -146,11 +174,13 @@ class Index:
             if jaccard[best] >= self.minhash_threshold:
                 return (f"near-duplicate (MinHash Jaccard ~{jaccard[best]:.2f}) of {candidates[best]}",
                         candidates[best])
-        if self.ids:
-            cosine = self.vectors[:len(self.ids)] @ vector
-            best = int(np.argmax(cosine))
-            if cosine[best] >= self.semantic_threshold:
-                return (f"semantic near-duplicate (cosine {cosine[best]:.2f}) of {self.ids[best]}", self.ids[best])
+        searched, row, cosine = closest
+        if len(self.ids) > searched:
+            recent = self.vectors[searched:len(self.ids)] @ vector
+            if recent.max() > cosine:
+                row, cosine = searched + int(recent.argmax()), float(recent.max())
+        if cosine >= self.semantic_threshold:
+            return f"semantic near-duplicate (cosine {cosine:.2f}) of {self.ids[row]}", self.ids[row]
         return None
 
 

@@ -63,6 +63,8 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
         if candidate.content_hash in known:
             _reject(candidate, f"exact duplicate of {known[candidate.content_hash]}", known[candidate.content_hash])
     fresh = [c for c in fresh if c.example is not None]
+    if not fresh:
+        return [c.verdict for c in candidates]
     vectors = dedup.embed([dedup.semantic_text(c.example) for c in fresh], config.embedding_model)
     for candidate, vector in zip(fresh, vectors):
         candidate.vector = vector
@@ -71,8 +73,10 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
         try:
             with store.transaction(conn):
                 index.catch_up(conn)
-                for candidate in fresh:
-                    _judge_and_store(conn, index, candidate, generator=generator, status=status)
+                searched, rows, cosines = index.closest(np.stack([c.vector for c in fresh]))
+                for candidate, row, cosine in zip(fresh, rows, cosines):
+                    _judge_and_store(conn, index, candidate, (searched, int(row), float(cosine)),
+                                     generator=generator, status=status)
         except BaseException:
             dedup.forget_index(index)  # it may hold rows that were rolled back
             raise
@@ -104,12 +108,13 @@ def _reject(candidate: _Candidate, reason: str, duplicate_of: str | None = None)
     candidate.example = None
 
 
-def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, *, generator: str, status: str) -> None:
+def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, closest: tuple[int, int, float], *,
+                     generator: str, status: str) -> None:
     existing = store.ids_for_hashes(conn, [candidate.content_hash])
     if existing:
         _reject(candidate, f"exact duplicate of {existing[candidate.content_hash]}", existing[candidate.content_hash])
         return
-    near = index.near_duplicate(candidate.signature, candidate.vector)
+    near = index.near_duplicate(candidate.signature, candidate.vector, closest)
     if near:
         _reject(candidate, *near)
         return
@@ -118,7 +123,7 @@ def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, *, generat
     example_id = "ex_" + candidate.content_hash[:16]
     seq = store.insert_example(conn, example_id=example_id, content_hash=candidate.content_hash, example=example,
                                status=status, generator=generator,
-                               minhash=candidate.signature.hashvalues.astype(np.uint64).tobytes(),
+                               minhash=dedup.signature_bytes(candidate.signature),
                                embedding=candidate.vector.astype(np.float32).tobytes())
     if status != "pending":
         store.add_review(conn, example_id, kind="decision", verdict="approve" if status == "approved" else "reject",

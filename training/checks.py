@@ -104,14 +104,17 @@ def greedy_parity(gguf: Path, model_dir: Path, tokenizer) -> list[str]:
 
 
 def verify(gguf: Path, model_dir: Path) -> dict[str, str]:
-    """Run every check; raise ConversionMismatch listing all problems, else return a summary."""
+    """Run the checks in order; raise ConversionMismatch listing the problems, else return a summary."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    results = {"metadata": metadata(gguf, tokenizer), "tokens": token_parity(gguf, tokenizer)}
-    # Greedy parity means nothing when llama.cpp tokenizes differently; say the first problem, not a cascade.
-    if not results["tokens"]:
-        results["greedy"] = greedy_parity(gguf, model_dir, tokenizer)
+    # Each check runs only when the one before passed: llama.cpp aborts the process on some broken vocabularies,
+    # and greedy parity means nothing when the tokens already differ.
+    results = {"metadata": metadata(gguf, tokenizer)}
+    if not results["metadata"]:
+        results["tokens"] = token_parity(gguf, tokenizer)
+        if not results["tokens"]:
+            results["greedy"] = greedy_parity(gguf, model_dir, tokenizer)
     problems = [f"{kind}: {p}" for kind, ps in results.items() for p in ps]
     if problems:
         raise ConversionMismatch(f"{gguf.name} does not match the merged model, not packaging it:\n  "
