@@ -113,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
     """Base request handler: JSON in/out, chunked streaming, fault hooks. Subclasses set `routes`."""
 
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes: with Nagle on, the client's delayed ACK adds ~40 ms
+    disable_nagle_algorithm = True
     fake: FakeServer
     routes: dict[tuple[str, str], str] = {}   # (method, path prefix) -> method name
 
