@@ -16,6 +16,7 @@ from datagen.review import judge_pending, review_example
 from datagen.rules import check_rules, load_rules
 from datagen.schema import (Brief, Category, CategoryCoverage, Chunk, Coverage, Example, ExamplePage, ExportResult,
                             Message, ReviewEvent, Rule, RuleResult, StoredExample, ToolCall, Verdict)
+from datagen.validate import validate_example
 from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace
 
 __all__ = [
@@ -24,5 +25,5 @@ __all__ = [
     "ReviewEvent", "Rule", "RuleResult", "StoredExample", "ToolCall", "UnknownCategory", "Verdict", "Workspace",
     "WorkspaceNotFound", "add_knowledge", "build_brief", "check_rules", "coverage", "export", "find_workspace",
     "generate", "get_example", "import_file", "init_workspace", "judge_pending", "list_examples",
-    "list_knowledge", "load_rules", "load_workspace", "plan", "review_example", "snapshot_hash", "submit",
+    "list_knowledge", "load_rules", "load_workspace", "plan", "review_example", "snapshot_hash", "submit", "validate_example",
 ]

@@ -201,3 +201,12 @@ def _yaml():
 def _pydantic_reason(where: str, error: dict[str, Any]) -> str:
     location = ".".join(str(part) for part in error["loc"])
     return f"{where} {location}: {error['msg']}" if location else f"{where}: {error['msg']}"
+
+
+def validate_example(ws, record: dict[str, Any], *, rules: bool = True) -> list[str]:
+    """Every reason `record` is unusable in this workspace ([] when it is fine), storing nothing.
+
+    `rules=False` checks structure only (roles, tool calls against their schemas, code fences, category) — what
+    training's eval uses to judge a model's tool calls apart from its content rules."""
+    config = ws.config if rules else ws.config.model_copy(update={"rules": []})
+    return validate(record, config)[1]
