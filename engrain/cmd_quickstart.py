@@ -106,7 +106,7 @@ def quickstart(
     workspace: Optional[Path] = typer.Option(None, "--workspace", "-w",
                                              help="Directory for the demo workspace (default: a new temporary one)."),
     base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the bundled SmolLM2-135M)."),
-    max_steps: int = typer.Option(90, "--max-steps", help="Training steps."),
+    max_steps: int = typer.Option(60, "--max-steps", help="Training steps."),
     backend: str = typer.Option("auto", "--backend"),
     as_json: bool = typer.Option(False, "--json", help="Print the headline as JSON on the last line of stdout."),
 ) -> None:

@@ -11,3 +11,7 @@ if [ "$(uname -s)" = "Linux" ] && ! command -v nvidia-smi >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
 .venv/bin/python -m pip install -q -e ".[${extras}]"
+case ",${extras}," in
+  *,unsloth,*) .venv/bin/python -m pip install -q --no-deps unsloth==2026.10.9 unsloth_zoo==2026.10.9 \
+                 cut_cross_entropy==25.1.1 ;;
+esac

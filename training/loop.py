@@ -2,7 +2,8 @@
 checkpoints to resume from, progress callbacks.
 
 Why not TRL's SFTTrainer on CPU (measured ~5-10 tokens/s vs ~80-130 here on SmolLM2-135M): its defaults
-are made for GPUs. It loads and autocasts in bfloat16, which CPUs without AMX run far slower than float32;
+are made for GPUs. It trains in bfloat16 (bf16=True by default), which CPUs without bf16 instructions emulate
+slowly (this loop uses float32 on CPU; on CPUs with avx512_bf16/AMX bf16 is faster: see hf.py);
 it turns on gradient checkpointing (every forward runs twice); without packing each batch is padded to its
 longest example, so compute goes to pad tokens; and it projects every position through the 49k-token
 lm_head although only assistant tokens carry loss. This loop keeps float32 on CPU, no checkpointing for

@@ -1,5 +1,4 @@
-"""Fixtures for training tests: a tiny Llama built from the bundled SmolLM2 tokenizer (random weights, 2 layers,
-hidden 64; cached across sessions by pytest's cache) and workspaces seeded with the bundled examples."""
+"""Fixtures for training tests: workspaces seeded with the bundled examples (the tiny model is in tests/conftest.py)."""
 from __future__ import annotations
 
 import shutil
@@ -10,33 +9,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "engrain" / "quickstart" / "workspace"
 PER_CATEGORY = 3
-
-
-def build_tiny_llama(out: Path) -> Path:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from router import bundled_gguf
-
-    gguf = bundled_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=True, initializer_range=0.1, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(0)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    LlamaForCausalLM(config).save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    tmp.rename(out)
-    return out
-
-
-@pytest.fixture(scope="session")
-def tiny_model(request) -> Path:
-    folder = Path(request.config.cache.mkdir("engrain-training")) / "tiny-llama-v2"
-    return folder if (folder / "config.json").is_file() else build_tiny_llama(folder)
 
 
 @pytest.fixture(scope="session")
