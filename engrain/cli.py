@@ -1,6 +1,10 @@
 """The `engrain` command. Each command group lives in its own module and registers itself here."""
 from __future__ import annotations
 
+import logging
+import os
+import warnings
+
 import typer
 
 from engrain import cmd_dataset, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
@@ -17,4 +21,11 @@ for module in (cmd_dataset, cmd_mcp, cmd_train, cmd_router, cmd_quickstart):
 
 
 def main() -> None:
+    # The libraries underneath (transformers, hub, tokenizers) report to a terminal that belongs to us.
+    for name, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                        ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(name, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for noisy in ("torchao", "torch.utils._pytree"):  # optional-kernel and deprecation chatter at import time
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -163,7 +164,9 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         console.print(f"  {cat.name:<18} {bar:<16} {cat.approved:>3}/{cat.quota}", highlight=False)
 
     _step(5, f"train: LoRA on the approved examples ({max_steps} steps, CPU is fine)")
-    with _progress() as on_progress:
+    from engrain.cmd_train import progress_display
+
+    with progress_display(console) as on_progress:
         record = training.train(ws, backend=backend, base=base, max_steps=max_steps, on_progress=on_progress)
     losses = record.losses
     console.print(f"run {record.id}: loss {losses[0]:.3f} → {losses[-1]:.3f} ({record.backend})", highlight=False)
@@ -174,6 +177,11 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         console.print(f"  {name:<12} {path}", highlight=False)
     if record.ollama_name:
         console.print(f"  ollama model: {record.ollama_name}", highlight=False)
+    checkout_modelfile = Path(__file__).resolve().parents[1] / "Modelfile"
+    if checkout_modelfile.is_file():  # the checkout's top-level Modelfile names this file
+        shutil.copyfile(record.artifacts["gguf"], checkout_modelfile.with_name("quickstart.q4_k_m.gguf"))
+        console.print(f"  copied beside {checkout_modelfile}: `ollama create engrain-quickstart -f Modelfile` "
+                      "works from the checkout", highlight=False)
 
     _step(7, "route: the router on the new model; one simple and one complex request")
     routed = _route_demo(root, Path(record.artifacts["gguf"]))
@@ -192,29 +200,6 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         f"base without it: {headline['adherence_base_without_prompt']:.0%}), "
         f"using [bold]{headline['prompt_tokens_saved_pct']:.0%}[/bold] fewer prompt tokens per request.")
     return headline
-
-
-from contextlib import contextmanager
-
-
-@contextmanager
-def _progress():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-               TextColumn("ETA"), TimeRemainingColumn())
-    tasks: dict[str, int] = {}
-    with Progress(*columns, console=console) as progress:
-        def show(status) -> None:
-            if status.stage not in tasks:
-                tasks[status.stage] = progress.add_task("", total=status.total_steps or None, stage=status.stage,
-                                                        loss="-", tps="-")
-            progress.update(tasks[status.stage], completed=status.step, total=status.total_steps or None,
-                            loss=f"{status.loss:.4f}" if status.loss is not None else "-",
-                            tps=f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-")
-
-        yield show
 
 
 def _free_port() -> int:
@@ -251,7 +236,7 @@ def _route_demo(root: Path, gguf: Path) -> list[dict]:
                 console.print(f"  [bold]{prompt[:60]}…[/bold]" if len(prompt) > 60 else f"  [bold]{prompt}[/bold]")
                 console.print(f"    score {entry['score']:.2f} → decided {decision.get('tier')} "
                               f"({'; '.join(decision.get('reasons', []))}); answered by {entry['model']} "
-                              f"[{entry['tier']}], fallbacks: {fallbacks}", highlight=False)
+                              f"on the {entry['tier']} tier, fallbacks: {fallbacks}", highlight=False, markup=False)
     finally:
         _stop(server)
     return routed

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +26,41 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+@contextmanager
+def progress_display(console) -> Iterator[Callable]:
+    """A progress bar per stage (step, loss, tokens/s, ETA) for training's on_progress callback; where stderr is
+    not a terminal (logs, CI), a plain line every 10 steps instead, since rich draws nothing live there."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    def fields(status) -> dict:
+        return {"loss": f"{status.loss:.4f}" if status.loss is not None else "-",
+                "tps": f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-"}
+
+    if not console.is_terminal:
+        def line(status) -> None:
+            if status.step and (status.step % 10 == 0 or status.step == status.total_steps):
+                eta = f", ETA {status.eta_s:.0f} s" if status.eta_s else ""
+                values = fields(status)
+                console.print(f"  {status.stage} step {status.step}/{status.total_steps} loss {values['loss']} "
+                              f"{values['tps']} tok/s{eta}", highlight=False)
+
+        yield line
+        return
+    columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
+               TextColumn("ETA"), TimeRemainingColumn())
+    tasks: dict[str, int] = {}
+    with Progress(*columns, console=console, transient=False) as progress:
+        def show(status) -> None:
+            if status.stage not in tasks:
+                tasks[status.stage] = progress.add_task("", total=status.total_steps or None, stage=status.stage,
+                                                        **fields(status))
+            progress.update(tasks[status.stage], completed=status.step, total=status.total_steps or None,
+                            **fields(status))
+
+        yield show
+
+
 def train_cmd(
     backend: str = typer.Option("auto", help="auto | unsloth | mlx | hf | hosted"),
     base: Optional[str] = typer.Option(None, help="'smollm2', an HF folder, a .gguf, or a run id to continue"),
@@ -35,7 +72,6 @@ def train_cmd(
 ) -> None:
     """Fine-tune a LoRA adapter on the workspace's examples; prints the run id on the last line."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     import training
 
@@ -43,19 +79,7 @@ def train_cmd(
         raise typer.BadParameter("choose auto, unsloth, mlx, hf or hosted", param_hint="--backend")
     ws = _workspace(workspace)
     console = Console(stderr=True)
-    columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
-               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-               TextColumn("ETA"), TimeRemainingColumn())
-    tasks: dict[str, int] = {}
-    with Progress(*columns, console=console, transient=False) as progress:
-        def show(status) -> None:
-            if status.stage not in tasks:
-                tasks[status.stage] = progress.add_task("", total=status.total_steps or None, stage=status.stage,
-                                                        loss="-", tps="-")
-            progress.update(tasks[status.stage], completed=status.step, total=status.total_steps or None,
-                            loss=f"{status.loss:.4f}" if status.loss is not None else "-",
-                            tps=f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-")
-
+    with progress_display(console) as show:
         try:
             record = training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
                                     include_pending=include_pending, run_id=resume, on_progress=show)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import os
 import threading
 from typing import Any, AsyncIterator
 
@@ -36,7 +37,11 @@ def load(m: ModelConfig) -> tuple[Any, threading.Lock]:
                 raise ProviderError("llama-cpp-python is not installed: pip install 'engrain[local]'",
                                     retryable=False) from exc
             try:
-                llm = Llama(model_path=path, n_ctx=m.context_window, verbose=False, seed=0)
+                # llama-cpp-python defaults to half the cores for generation (1 thread on a 2-core box): use
+                # every core this process may run on.
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+                llm = Llama(model_path=path, n_ctx=m.context_window, n_threads=cores, n_threads_batch=cores,
+                            verbose=False, seed=0)
             except (ValueError, OSError) as exc:
                 raise ProviderError(f"cannot load GGUF {path}: {exc}", retryable=False) from exc
             _models[key] = (llm, threading.Lock())
