@@ -40,10 +40,15 @@ def eval_(
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     """Replay held-out prompts: base with the system prompt vs base and fine-tuned without it, scored by the rules."""
+    from training import RunNotFound
+
     with _reported():
         ws = _workspace(workspace)
-        report, paths = _run_eval(ws, run_id, prompts, seed=seed, max_tokens=max_tokens,
-                                  base_with_prompt=base_with_prompt)
+        try:
+            report, paths = _run_eval(ws, run_id, prompts, seed=seed, max_tokens=max_tokens,
+                                      base_with_prompt=base_with_prompt)
+        except RunNotFound as exc:
+            raise _error(str(exc).strip("'\"")) from None
     _show_eval(report, paths)
     if as_json:
         print(json.dumps(report.headline()))
