@@ -30,7 +30,7 @@ def test_smollm2_finetunes_on_bundled_examples_and_packages(tmp_path, monkeypatc
     (tmp_path / "engrain.toml").write_text(text[:text.index("[training]")] + (
         '[training]\nbase = "smollm2"\nlearning_rate = 5e-4\nbatch_size = 2\nmax_seq_len = 512\n'))
     runner = CliRunner()
-    trained = runner.invoke(app, ["train", "--backend", "hf", "--max-steps", "16", "--workspace", str(tmp_path)])
+    trained = runner.invoke(app, ["train", "--backend", "hf", "--max-steps", "40", "--workspace", str(tmp_path)])
     assert trained.exit_code == 0, trained.output
     run_id = trained.output.strip().splitlines()[-1]
     record = training.get_run(ws, run_id)
