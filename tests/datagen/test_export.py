@@ -90,7 +90,7 @@ def test_split_is_stratified_by_category_and_seeded(filled):
 
 
 def test_mlx_export_is_read_by_mlx_lm_dataset_loader(filled):
-    datasets = pytest.importorskip("mlx_lm.tuner.datasets")
+    from mlx_lm.tuner import datasets
     from transformers import AutoTokenizer
 
     from tests.datagen.conftest import smollm2_tokenizer_dir

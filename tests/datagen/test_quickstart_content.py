@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 import datagen
 from tests.datagen.conftest import QUICKSTART
@@ -26,8 +25,6 @@ def test_bundled_examples_import_cleanly_and_flawed_ones_are_rejected(tmp_path, 
     assert {c.name for c in ws.config.categories} >= {f.stem for f in files}
 
     flawed = QUICKSTART / "flawed.jsonl"
-    if not flawed.exists():
-        pytest.skip("the content engineers have not written flawed.jsonl yet")
     bad = cli("import", flawed, "--json", "-w", root)
     assert bad.exit_code == 1
     for verdict in map(json.loads, bad.stdout.splitlines()):

@@ -27,7 +27,6 @@ def test_hosted_fake_with_the_openai_and_anthropic_sdks():
 
 
 def test_ollama_fake_create_from_blob_then_chat_with_real_inference(tmp_path):
-    pytest.importorskip("llama_cpp")
     with ollama_server(models={}) as fake:
         client = ollama.Client(host=fake.url)
         assert client.list().models == []

@@ -5,13 +5,11 @@ from __future__ import annotations
 import anthropic
 import httpx
 import openai
-import pytest
 
 import router
 from tests.fakes import Reply, ollama_server
 from tests.router.serving import running_router
 
-pytest.importorskip("llama_cpp")
 
 ASK = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
 

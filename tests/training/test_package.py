@@ -21,7 +21,6 @@ from engrain.cli import app
 from tests.fakes.ollama import start_ollama
 from tests.training.test_train import tiny_toml
 
-pytest.importorskip("llama_cpp")
 
 
 @pytest.fixture(scope="module")
