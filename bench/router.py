@@ -131,7 +131,7 @@ def decision_p50(n: int = 200) -> float:
 
     cfg = load_config(None)
     scorer = Scorer()
-    scorer.warm()
+    scorer.score([{"role": "user", "content": "warm up"}])
     times = []
     for i in range(n):
         d = decide(cfg, scorer, {"messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]}, "auto")

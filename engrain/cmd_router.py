@@ -50,11 +50,6 @@ def _head_path(head: Path | None, cfg_path: Path | None = None) -> Path:
     return cfg.head or BUNDLED_HEAD
 
 
-def _cache_dir() -> Path | None:
-    root = _workspace_root()
-    return root / ".engrain" / "cache" if root else None
-
-
 def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML file ([router] table or whole file)"),
           host: str = typer.Option("127.0.0.1", help="Interface to bind; beyond loopback needs an API key"),
           port: int = typer.Option(8700, help="Port"),
@@ -100,7 +95,7 @@ def train(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV (promp
         rows = evaluate.load_labels(labels)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
-    x = scoring.rows_cached([r.prompt for r in rows], _cache_dir())
+    x = scoring.rows([r.prompt for r in rows])
     import numpy as np
 
     y = [r.needs_strong for r in rows]
@@ -130,11 +125,11 @@ def calibrate(prompts: Path = typer.Option(..., "--prompts", help="JSONL {\"prom
     """Set the score threshold so a target share of typical prompts goes to the strong tier."""
     from router import evaluate
     from router.head import load_head, save_head
-    from router.scoring import rows_cached
+    from router.scoring import rows
 
     texts = _read_prompts(prompts)
     h = load_head(_head_path(head))
-    scores = h.predict(rows_cached(texts, _cache_dir(), name=h.embedding_model))
+    scores = h.predict(rows(texts, name=h.embedding_model))
     h.threshold = evaluate.threshold_for(scores, target_strong)
     path = save_head(h, out or _workspace_head())
     share = float((scores >= h.threshold).mean())
@@ -193,7 +188,7 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s) or 
 
     from router import evaluate
     from router.head import load_head
-    from router.scoring import rows_cached
+    from router.scoring import rows
 
     try:
         data = evaluate.load_labels(labels)
@@ -201,7 +196,7 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s) or 
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     path = _head_path(head)
     h = load_head(path)
-    r = evaluate.evaluate(h.predict(rows_cached([d.prompt for d in data], _cache_dir(), name=h.embedding_model)),
+    r = evaluate.evaluate(h.predict(rows([d.prompt for d in data], name=h.embedding_model)),
                           data)
     table = Table(title=f"router eval: {labels} ({r.n} prompts), head {path.name}")
     for col in ("router", "CPT(50%)", "CPT(80%)", "APGR", "quality"):

@@ -53,8 +53,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # the first request must not pay for loading MiniLM or importing a provider's client
-        await asyncio.to_thread(scorer.warm)
+        # the first request must not pay for importing a provider's client (Scorer() loaded its embeddings)
         for m in cfg.models:
             if m.available():
                 await asyncio.to_thread(providers.module(m).warm, m)
@@ -80,9 +79,9 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return fail(api_of(request.url.path), exc.status_code, str(exc.detail))
 
-    async def decide_async(job: dict, model: str) -> Decision:
-        # scoring is a torch forward pass: keep it off the event loop
-        decision = await asyncio.to_thread(decide, cfg, scorer, job, model)
+    def decide_for(job: dict, model: str) -> Decision:
+        # scoring is a static-embedding lookup (~0.1 ms): a thread hop would cost more than it saves
+        decision = decide(cfg, scorer, job, model)
         metrics.decision.observe(decision.decision_ms / 1000)
         decision.chain = engine.order(decision.chain)
         return decision
@@ -97,7 +96,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         decision: Decision | None = None
         att = Attempted()
         try:
-            decision = await decide_async(job, model)
+            decision = decide_for(job, model)
             if stream:
                 return await start_stream(request, api, job, decision, att, t0, include_usage)
             call = asyncio.ensure_future(engine.complete(decision, job, att))
@@ -200,7 +199,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         else:
             job = from_openai(ChatCompletionRequest.model_validate(req.model_dump(exclude_none=True)))
         try:
-            d = await decide_async(job, req.model)
+            d = decide_for(job, req.model)
         except RouterError as exc:
             return fail("openai", exc.status, exc.message, exc.code, _headers(None, None, t0))
         return JSONResponse({"model": d.chain[0], "tier": d.tier, "score": d.score, "threshold": d.threshold,

@@ -74,22 +74,34 @@ class Row:
 
 
 def tokenize(tokenizer, records: list[dict], *, max_seq_len: int, assistant_only: bool) -> tuple[list[Row], list[str]]:
-    """One Row per example; labels are IGNORE outside assistant turns when `assistant_only`."""
-    rows, warnings, truncated = [], [], 0
+    """One Row per example; labels are IGNORE outside assistant turns when `assistant_only`.
+
+    An example longer than max_seq_len is cut back to the end of its last assistant turn that fits, so it
+    still teaches the model to stop (a row cut mid-reply never shows <|im_end|>; with many such rows a small
+    model learns to ramble to max_tokens). Only when not even the first reply fits is it cut mid-reply, which
+    still teaches the reply's opening.
+    """
+    rows, warnings, at_turn, mid_reply = [], [], 0, 0
     for record in records:
         r = normalize(record)
         out = tokenizer.apply_chat_template(r["messages"], tools=r["tools"], chat_template=TRAIN_TEMPLATE,
                                             tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
         ids, mask = list(out["input_ids"]), list(out["assistant_masks"])
         if len(ids) > max_seq_len:
-            truncated += 1
-            ids, mask = ids[:max_seq_len], mask[:max_seq_len]
+            ends = [i + 1 for i in range(max_seq_len) if mask[i] and (i + 1 == len(mask) or not mask[i + 1])]
+            cut = ends[-1] if ends else max_seq_len
+            at_turn, mid_reply = at_turn + bool(ends), mid_reply + (not ends)
+            ids, mask = ids[:cut], mask[:cut]
         labels = [t if (m or not assistant_only) else IGNORE for t, m in zip(ids, mask)]
         if not any(m for m in mask):
             continue
         rows.append(Row(ids, labels, list(range(len(ids)))))
-    if truncated:
-        warnings.append(f"{truncated} example(s) longer than max_seq_len={max_seq_len} tokens were truncated")
+    if at_turn:
+        warnings.append(f"{at_turn} example(s) longer than max_seq_len={max_seq_len} tokens were cut after their "
+                        "last assistant turn that fits")
+    if mid_reply:
+        warnings.append(f"{mid_reply} example(s) have a first reply longer than max_seq_len={max_seq_len} tokens "
+                        "and were cut mid-reply; raise max_seq_len to train their endings")
     if len(rows) < len(records):
         warnings.append(f"{len(records) - len(rows)} example(s) had no assistant tokens left to train on")
     return rows, warnings

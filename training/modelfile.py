@@ -7,6 +7,8 @@ from typing import Callable
 from training.chat import OLLAMA_TEMPLATE, START, STOP
 
 STOPS = (STOP, START)
+# Ollama's own default repeat_penalty, written out so the file says how eval decoded (router/providers/llamacpp.py)
+PARAMETERS = {"temperature": 0.2, "repeat_penalty": 1.1}
 
 
 def render(gguf_name: str, *, system: str, adapter_note: tuple[str, str] | None = None) -> str:
@@ -19,7 +21,8 @@ def render(gguf_name: str, *, system: str, adapter_note: tuple[str, str] | None 
                   f"# FROM {base}", f"# ADAPTER ./{adapter}"]
     lines.append(f'TEMPLATE """{OLLAMA_TEMPLATE}"""')
     lines += [f'PARAMETER stop "{s}"' for s in STOPS]
-    lines += ["PARAMETER temperature 0.2", f'SYSTEM """{system}"""', ""]
+    lines += [f"PARAMETER {k} {v}" for k, v in PARAMETERS.items()]
+    lines += [f'SYSTEM """{system}"""', ""]
     return "\n".join(lines)
 
 
@@ -40,7 +43,7 @@ def create(name: str, gguf: Path, *, system: str, host: str | None = None,
         raise OllamaUnavailable(f"no Ollama server answered at {host or 'OLLAMA_HOST/default'} ({exc})") from exc
     digest = client.create_blob(gguf)
     for progress in client.create(model=name, files={gguf.name: digest}, template=OLLAMA_TEMPLATE,
-                                  parameters={"stop": list(STOPS), "temperature": 0.2}, system=system, stream=True):
+                                  parameters={"stop": list(STOPS), **PARAMETERS}, system=system, stream=True):
         if on_status and progress.status:
             on_status(progress.status)
     shown = client.show(name)

@@ -57,6 +57,9 @@ def warm(m: ModelConfig) -> None:
 
 def _kwargs(llm: Any, job: dict, cancel: threading.Event) -> dict:
     kwargs = {k: v for k, v in job.items() if k in _PARAMS}
+    # Ollama and llama-cpp-python's own server both default to 1.1 (the library call to 1.0); without it a
+    # small model decoding greedily falls into a loop and never reaches its stop token
+    kwargs.setdefault("repeat_penalty", 1.1)
     if "stop" in kwargs and isinstance(kwargs["stop"], str):
         kwargs["stop"] = [kwargs["stop"]]
     # the chat API has no cancel call nor stopping criteria: once cancelled, a logits processor leaves the

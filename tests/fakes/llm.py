@@ -42,7 +42,8 @@ def llama(path: str | Path, adapters: tuple[str, ...] = ()) -> tuple[Any, thread
 
 def chat_stream(path: str | Path, messages: list[dict], *, adapters: tuple[str, ...] = (),
                 max_tokens: int = 128, temperature: float = 0.8, seed: int | None = None,
-                stop: list[str] | None = None, top_p: float = 0.9, top_k: int = 40) -> Iterator[str]:
+                stop: list[str] | None = None, top_p: float = 0.9, top_k: int = 40,
+                repeat_penalty: float = 1.1) -> Iterator[str]:
     """Yield text pieces of a chat completion (the GGUF's own chat template renders the prompt)."""
     model, lock = llama(path, adapters)
     with lock:
@@ -50,7 +51,7 @@ def chat_stream(path: str | Path, messages: list[dict], *, adapters: tuple[str, 
             model.set_seed(seed)
         for chunk in model.create_chat_completion(messages=messages, max_tokens=max_tokens, stream=True,
                                                   temperature=temperature, top_p=top_p, top_k=top_k,
-                                                  stop=stop or None):
+                                                  repeat_penalty=repeat_penalty, stop=stop or None):
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 yield piece
@@ -58,7 +59,7 @@ def chat_stream(path: str | Path, messages: list[dict], *, adapters: tuple[str, 
 
 def complete_stream(path: str | Path, prompt: str, *, adapters: tuple[str, ...] = (), max_tokens: int = 128,
                     temperature: float = 0.8, seed: int | None = None, stop: list[str] | None = None,
-                    top_p: float = 0.9, top_k: int = 40) -> Iterator[str]:
+                    top_p: float = 0.9, top_k: int = 40, repeat_penalty: float = 1.1) -> Iterator[str]:
     """Yield text pieces of a raw completion of `prompt`."""
     model, lock = llama(path, adapters)
     with lock:
@@ -66,7 +67,7 @@ def complete_stream(path: str | Path, prompt: str, *, adapters: tuple[str, ...] 
             model.set_seed(seed)
         for chunk in model.create_completion(prompt=prompt, max_tokens=max_tokens, stream=True,
                                              temperature=temperature, top_p=top_p, top_k=top_k,
-                                             stop=stop or None):
+                                             repeat_penalty=repeat_penalty, stop=stop or None):
             piece = chunk["choices"][0].get("text")
             if piece:
                 yield piece

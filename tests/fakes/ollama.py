@@ -36,7 +36,7 @@ from tests.fakes import llm
 from tests.fakes.base import FakeServer, Handler, start
 from tests.fakes.hosted import Call, Reply, split_words
 
-_PARAM_DEFAULTS = {"temperature": 0.8, "top_p": 0.9, "top_k": 40, "num_predict": 128}
+_PARAM_DEFAULTS = {"temperature": 0.8, "top_p": 0.9, "top_k": 40, "num_predict": 128, "repeat_penalty": 1.1}
 
 
 @dataclass
@@ -158,7 +158,7 @@ class _OllamaHandler(Handler):
         stop = opts.get("stop")
         return {"max_tokens": int(opts["num_predict"]) if int(opts["num_predict"]) > 0 else 512,
                 "temperature": float(opts["temperature"]), "top_p": float(opts["top_p"]),
-                "top_k": int(opts["top_k"]), "seed": opts.get("seed"),
+                "top_k": int(opts["top_k"]), "repeat_penalty": float(opts["repeat_penalty"]), "seed": opts.get("seed"),
                 "stop": [stop] if isinstance(stop, str) else stop}
 
     def _answer(self, body: dict, model: OllamaModel, field_name: str,

@@ -16,7 +16,7 @@ _scorer: Scorer | None = None
 
 
 def shared_scorer() -> Scorer:
-    """One MiniLM + default head per test process (loading it takes seconds)."""
+    """One static MiniLM + default head per test process."""
     global _scorer
     if _scorer is None:
         _scorer = Scorer()

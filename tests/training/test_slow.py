@@ -1,5 +1,6 @@
 """Acceptance 4 (slow): the real SmolLM2-135M-Instruct fine-tuned on the bundled quickstart examples with the
-hf backend, then packaged; the q4_k_m GGUF answers a chat request and stops at <|im_end|> by itself."""
+hf backend and the quickstart's own [training] settings and step count, then packaged; the q4_k_m GGUF answers a
+chat request and stops at <|im_end|> by itself."""
 from __future__ import annotations
 
 import json
@@ -21,16 +22,13 @@ def test_smollm2_finetunes_on_bundled_examples_and_packages(tmp_path, monkeypatc
     import training
     from tests.fakes.base import closed_port_url
 
-    datagen.init_workspace(tmp_path, template=QUICKSTART / "engrain.toml", extra_toml=[training.TOML_TEMPLATE])
+    datagen.init_workspace(tmp_path, template=QUICKSTART / "engrain.toml")
     ws = datagen.load_workspace(tmp_path)
     for path in sorted((QUICKSTART / "examples").glob("*.jsonl")):
         verdicts = list(datagen.import_file(ws, path, status="approved"))
         assert sum(v.accepted for v in verdicts) > 0, path
-    text = (tmp_path / "engrain.toml").read_text()
-    (tmp_path / "engrain.toml").write_text(text[:text.index("[training]")] + (
-        '[training]\nbase = "smollm2"\nlearning_rate = 5e-4\nbatch_size = 2\nmax_seq_len = 512\n'))
     runner = CliRunner()
-    trained = runner.invoke(app, ["train", "--backend", "hf", "--max-steps", "40", "--workspace", str(tmp_path)])
+    trained = runner.invoke(app, ["train", "--backend", "hf", "--max-steps", "60", "--workspace", str(tmp_path)])
     assert trained.exit_code == 0, trained.output
     run_id = trained.output.strip().splitlines()[-1]
     record = training.get_run(ws, run_id)
@@ -44,7 +42,7 @@ def test_smollm2_finetunes_on_bundled_examples_and_packages(tmp_path, monkeypatc
     llm = llama_cpp.Llama(model_path=record.artifacts["gguf"], n_ctx=2048, verbose=False)
     answer = llm.create_chat_completion(
         messages=[{"role": "user", "content": "The DHL poller hangs when their API is slow. What do you do first?"}],
-        max_tokens=400, temperature=0.0)
+        max_tokens=400, temperature=0.0, repeat_penalty=1.1)   # as Ollama and the router decode it
     choice = answer["choices"][0]
     assert choice["finish_reason"] == "stop" and choice["message"]["content"].strip()
     assert "<|im_end|>" not in choice["message"]["content"]
