@@ -29,7 +29,7 @@ class ModelConfig(_Strict):
     """One deployment the router can call."""
 
     name: str                                  # what clients and tiers call it
-    provider: Literal["ollama", "litellm", "llamacpp"]
+    provider: Literal["ollama", "litellm", "llamacpp", "openai"]
     model: str = ""                            # provider's id; for llamacpp a GGUF path ("" = bundled SmolLM2)
     api_base: str | None = None
     api_key: str | None = None
@@ -160,7 +160,7 @@ TOML_TEMPLATE = '''
 
 [[router.models]]
 name = "smollm2-local"
-provider = "llamacpp"            # ollama | litellm | llamacpp
+provider = "llamacpp"            # llamacpp | ollama | litellm | openai (any OpenAI-compatible server, forwarded as is)
 model = ""                       # llamacpp: GGUF path ("" = bundled SmolLM2); ollama: "name:tag"; litellm: "provider/model"
 context_window = 2048
 supports_tools = false
@@ -171,6 +171,12 @@ supports_tools = false
 # model = "engrain-coder:latest"
 # api_base = "http://127.0.0.1:11434"
 # context_window = 8192
+
+# [[router.models]]
+# name = "vllm-coder"
+# provider = "openai"
+# model = "my-org/coder-8b"
+# api_base = "http://127.0.0.1:8000/v1"
 
 [[router.models]]
 name = "claude-sonnet"

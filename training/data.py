@@ -78,8 +78,8 @@ def tokenize(tokenizer, records: list[dict], *, max_seq_len: int, assistant_only
 
     An example longer than max_seq_len is cut back to the end of its last assistant turn that fits, so it
     still teaches the model to stop (a row cut mid-reply never shows <|im_end|>; with many such rows a small
-    model learns to ramble to max_tokens). Only when not even the first reply fits is it cut mid-reply, which
-    still teaches the reply's opening.
+    model learns to ramble to max_tokens). Only when no assistant turn ends within max_seq_len is it cut
+    mid-turn, which still teaches the turn's opening.
     """
     rows, warnings, at_turn, mid_reply = [], [], 0, 0
     for record in records:
@@ -100,8 +100,8 @@ def tokenize(tokenizer, records: list[dict], *, max_seq_len: int, assistant_only
         warnings.append(f"{at_turn} example(s) longer than max_seq_len={max_seq_len} tokens were cut after their "
                         "last assistant turn that fits")
     if mid_reply:
-        warnings.append(f"{mid_reply} example(s) have a first reply longer than max_seq_len={max_seq_len} tokens "
-                        "and were cut mid-reply; raise max_seq_len to train their endings")
+        warnings.append(f"{mid_reply} example(s) have no assistant turn ending within max_seq_len={max_seq_len} "
+                        "tokens and were cut mid-turn; raise max_seq_len to train their endings")
     if len(rows) < len(records):
         warnings.append(f"{len(records) - len(rows)} example(s) had no assistant tokens left to train on")
     return rows, warnings

@@ -21,6 +21,8 @@ def module(m: ModelConfig) -> ModuleType:
         from router.providers import llamacpp as mod
     elif m.provider == "ollama":
         from router.providers import ollama as mod
+    elif m.provider == "openai":
+        from router.providers import openai_compat as mod
     else:
         from router.providers import hosted as mod
     return mod

@@ -16,10 +16,17 @@ from tests.router.serving import running_router
 ASK = [{"role": "user", "content": "What is a tuple?"}]
 
 
-def _config(primary: str, secondary: str, **extra) -> dict:
-    return {"models": [{"name": "primary", "provider": "litellm", "model": "openai/p", "api_base": primary + "/v1",
+@pytest.fixture(params=["litellm", "openai"])
+def provider(request) -> str:
+    """Every fault through litellm, and through the direct OpenAI-compatible provider."""
+    return request.param
+
+
+def _config(provider: str, primary: str, secondary: str, **extra) -> dict:
+    prefix = "openai/" if provider == "litellm" else ""
+    return {"models": [{"name": "primary", "provider": provider, "model": prefix + "p", "api_base": primary + "/v1",
                         "api_key": "k"},
-                       {"name": "secondary", "provider": "litellm", "model": "openai/s",
+                       {"name": "secondary", "provider": provider, "model": prefix + "s",
                         "api_base": secondary + "/v1", "api_key": "k"}],
             "tiers": [{"name": "local", "models": ["primary"]}, {"name": "hosted", "models": ["secondary"]}],
             "retries": 1, "backoff_s": 0.01, "timeout_s": 2.0, "cooldown_s": 60, **extra}
@@ -31,9 +38,9 @@ def _streamed_text(r: httpx.Response) -> str:
 
 
 @pytest.fixture
-def pair():
+def pair(provider):
     with hosted_server() as a, hosted_server() as b:
-        with running_router(_config(a.url, b.url)) as url:
+        with running_router(_config(provider, a.url, b.url)) as url:
             yield a, b, url
 
 
@@ -41,9 +48,9 @@ def _post(url: str, **body) -> httpx.Response:
     return httpx.post(url + "/v1/chat/completions", json={"model": "auto", "messages": ASK, **body}, timeout=30)
 
 
-def test_primary_refusing_connections_falls_back_and_cools_down():
+def test_primary_refusing_connections_falls_back_and_cools_down(provider):
     with hosted_server() as b:
-        with running_router(_config(closed_port_url(), b.url)) as url:
+        with running_router(_config(provider, closed_port_url(), b.url)) as url:
             r = _post(url)
             assert r.status_code == 200
             assert (r.headers["x-engrain-model"], r.headers["x-engrain-fallbacks"]) == ("secondary", "1")
@@ -111,8 +118,8 @@ def test_primary_dying_mid_stream_ends_with_an_error_event_in_each_api(pair):
     assert httpx.get(url + "/health").json()["status"] == "ok"
 
 
-def test_all_deployments_down_is_a_503_in_each_api_shape():
-    with running_router(_config(closed_port_url(), closed_port_url())) as url:
+def test_all_deployments_down_is_a_503_in_each_api_shape(provider):
+    with running_router(_config(provider, closed_port_url(), closed_port_url())) as url:
         r = _post(url)
         assert r.status_code == 503 and r.headers["x-engrain-fallbacks"] == "1"
         assert r.json()["error"]["code"] == "all_deployments_failed"

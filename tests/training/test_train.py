@@ -53,6 +53,19 @@ def test_backend_trains_and_loss_falls(backend, tiny_model, workspace):
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())
 
 
+def test_long_examples_are_cut_after_a_whole_assistant_turn_and_the_run_says_so(tiny_model, workspace):
+    import training
+
+    stage = '[[training.stages]]\nname = "tools"\ncategories = ["tool-use"]\n'
+    ws = workspace(tiny_toml(tiny_model, stage).replace("max_seq_len = 384", "max_seq_len = 640"))
+    result = CliRunner().invoke(app, ["train", "--backend", "hf", "--max-steps", "1", "--workspace", str(ws.root)])
+    assert result.exit_code == 0, result.output
+    record = training.get_run(ws, result.output.strip().splitlines()[-1])
+    assert [w for w in record.warnings if "longer than max_seq_len=640 tokens were cut after their last assistant "
+            "turn that fits" in w], record.warnings
+    assert not [w for w in record.warnings if "mid-turn" in w]
+
+
 def test_curriculum_second_stage_starts_from_first(tiny_model, workspace):
     import training
 
