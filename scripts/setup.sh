@@ -15,3 +15,10 @@ case ",${extras}," in
   *,unsloth,*) .venv/bin/python -m pip install -q --no-deps unsloth==2026.10.9 unsloth_zoo==2026.10.9 \
                  cut_cross_entropy==25.1.1 ;;
 esac
+# Once per machine, cached in ~/.cache/engrain (both come from what was just installed, nothing else):
+# the router's static MiniLM, distilled from the bundled MiniLM (~30 s), and llama.cpp's GGUF converters,
+# unpacked from the llama-cpp-python sdist on the package index (~1 min).
+.venv/bin/python -c "from router.scoring import embedder; embedder()"
+case ",${extras}," in
+  *,train,*) .venv/bin/python -c "from training.llamacpp import converter_dir; converter_dir()" ;;
+esac

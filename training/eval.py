@@ -193,7 +193,7 @@ def _markdown(report: EvalReport, samples: int) -> str:
         tools = "—" if arm.tool_call_validity is None else f"{arm.tool_call_validity:.0%}"
         lines.append(f"| {arm.arm} | {'yes' if arm.with_system_prompt else 'no'} | {arm.adherence:.1%} | "
                      f"{arm.prompts_fully_adherent:.1%} | {tools} | {arm.prompt_tokens_mean:.0f} |"
-                     + "".join(f" {arm.per_rule.get(r, float('nan')):.0%} |" for r in rules))
+                     + "".join(f" {arm.per_rule[r]:.0%} |" if r in arm.per_rule else " — |" for r in rules))
     lines += ["", "## Answers side by side", ""]
     names = [arm.arm for arm in report.arms]
     for index, item in enumerate(report.prompts[:samples]):
