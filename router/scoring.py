@@ -1,6 +1,7 @@
 """The score in [0, 1] that a prompt needs the strong model: static MiniLM embedding + cheap features -> head."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,6 +15,7 @@ from router.head import Head, load_head
 BUNDLED_EMBEDDER = "bundled:static-all-MiniLM-L6-v2"
 
 
+@functools.cache
 def embedder(name: str = BUNDLED_EMBEDDER) -> Any:
     """The head's embedding model: the static MiniLM (router/static.py) or a model2vec folder it names."""
     if name == BUNDLED_EMBEDDER:

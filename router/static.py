@@ -9,7 +9,6 @@ component sign can differ between machines (the shipped head was fitted on these
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from pathlib import Path
@@ -25,7 +24,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "engrain"
 
 
-@functools.cache
 def load(source: str) -> Any:
     """model2vec StaticModel distilled from the sentence-transformers folder `source` (cached on disk)."""
     from model2vec import StaticModel

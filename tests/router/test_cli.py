@@ -88,7 +88,6 @@ def test_eval_prints_routellm_metrics_on_routellm_csvs(dev_subset):
     assert "oracle" in result.output and "weak only" in result.output
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not DEV.exists(), reason="development set not on this machine")
 def test_eval_on_the_whole_development_set():
     result = _run("router", "eval", "--labels", str(DEV))
