@@ -92,7 +92,9 @@ def test_ctrl_c_during_the_route_step_stops_the_router(tiny_model, tmp_path):
     process = subprocess.Popen([ENGRAIN, "quickstart", "--workspace", str(tmp_path / "ws"), "--base",
                                 str(tiny_model), "--max-steps", "1",
                                 "--backend", "hf"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=_env())
+                               env=_env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # (a shell that runs a job in the background hands it SIGINT ignored; Ctrl-C at a terminal reaches a
+    # process with the default disposition, which is what this test stands for)
     port = None
     deadline = time.monotonic() + 600
     try:

@@ -83,10 +83,17 @@ def test_stdout_carries_nothing_but_protocol(workspace):
     tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
     lines = [json.dumps(initialize), json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
              json.dumps(tools)]
-    proc = subprocess.run(
-        [str(ENGRAIN), "mcp", "--workspace", str(workspace.root)],
-        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120, env=dict(os.environ),
-    )
-    replies = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r.get("id") for r in replies] == [1, 2], proc.stdout
+    # stdin stays open until the last reply: a server may drop requests still in flight when its input ends
+    proc = subprocess.Popen([str(ENGRAIN), "mcp", "--workspace", str(workspace.root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ))
+    try:
+        proc.stdin.write("\n".join(lines) + "\n")
+        proc.stdin.flush()
+        replies = [json.loads(proc.stdout.readline()) for _ in range(2)]
+        proc.stdin.close()
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert [r.get("id") for r in replies] == [1, 2] and not rest.strip(), rest
     assert all(r["jsonrpc"] == "2.0" for r in replies)
