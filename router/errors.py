@@ -8,6 +8,8 @@ _OPENAI_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: 
 _ANTHROPIC_TYPE = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
                    503: "overloaded_error", 529: "overloaded_error"}
+_CLIENT_FAULT = {400, 413, 422}
+_DEPLOYMENT_FAULT = {401, 403, 404}
 
 
 @dataclass
@@ -34,6 +36,16 @@ class ProviderError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def upstream_error(message: str, status: int | None, code: str | None = None) -> ProviderError:
+    """An upstream HTTP failure, classified: the client's fault passes through, a deployment's fault moves on
+    without a retry, anything else (429, 5xx, no status at all) is retried and then falls back."""
+    if status in _CLIENT_FAULT:
+        return ProviderError(message, status, retryable=False, client_fault=True, code=code)
+    if status in _DEPLOYMENT_FAULT:
+        return ProviderError(message, status, retryable=False)
+    return ProviderError(message, status, retryable=status is None or status == 429 or status >= 500)
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> dict:

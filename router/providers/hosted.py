@@ -5,10 +5,7 @@ import functools
 from typing import Any, AsyncIterator
 
 from router.config import ModelConfig
-from router.errors import ProviderError
-
-_CLIENT_FAULT = {400, 413, 422}
-_DEPLOYMENT_FAULT = {401, 403, 404}
+from router.errors import ProviderError, upstream_error
 
 
 @functools.cache
@@ -43,11 +40,7 @@ def _error(exc: Exception) -> ProviderError:
     if isinstance(exc, (lt.Timeout, lt.APIConnectionError, lt.RateLimitError, lt.InternalServerError,
                         lt.ServiceUnavailableError)):
         return ProviderError(message, status, retryable=True)
-    if status in _CLIENT_FAULT:
-        return ProviderError(message, status, retryable=False, client_fault=True)
-    if status in _DEPLOYMENT_FAULT:
-        return ProviderError(message, status, retryable=False)
-    return ProviderError(message, status, retryable=status is None or status == 429 or status >= 500)
+    return upstream_error(message, status)
 
 
 async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:

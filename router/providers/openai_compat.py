@@ -15,10 +15,8 @@ from typing import Any, AsyncIterator
 import httpx
 
 from router.config import ModelConfig
-from router.errors import ProviderError
+from router.errors import ProviderError, upstream_error
 
-_CLIENT_FAULT = {400, 413, 422}
-_DEPLOYMENT_FAULT = {401, 403, 404}
 # a connection pool belongs to one event loop; eval runs a loop per call, the server one for its lifetime
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -48,12 +46,7 @@ def _status_error(status: int, text: str) -> ProviderError:
         message, code = error.get("message") or text, error.get("code")
     except (ValueError, AttributeError):
         message, code = text, None
-    message = f"upstream {status}: {message}"
-    if status in _CLIENT_FAULT:
-        return ProviderError(message, status, retryable=False, client_fault=True, code=code)
-    if status in _DEPLOYMENT_FAULT:
-        return ProviderError(message, status, retryable=False)
-    return ProviderError(message, status, retryable=status == 429 or status >= 500)
+    return upstream_error(f"upstream {status}: {message}", status, code)
 
 
 def _transport_error(exc: httpx.HTTPError) -> ProviderError:
