@@ -1,4 +1,5 @@
-"""Exports: OpenAI chat JSONL, Alpaca JSON, ShareGPT JSONL, mlx-lm train/valid/test.jsonl, HF datasets on disk."""
+"""Exports: engrain's native JSONL, OpenAI chat JSONL, Alpaca JSON, ShareGPT JSONL, mlx-lm train/valid/test.jsonl,
+HF datasets on disk."""
 from __future__ import annotations
 
 import json
@@ -9,26 +10,30 @@ from typing import Literal
 
 from datagen import store
 from datagen.errors import DatagenError
-from datagen.formats import to_alpaca, to_openai, to_sharegpt
+from datagen.formats import SIDECAR_SUFFIX, our_fields, to_alpaca, to_hf, to_mlx, to_native, to_openai, to_sharegpt
 from datagen.schema import Example, ExportResult
 
-ExportFormat = Literal["openai", "alpaca", "sharegpt", "mlx", "hf"]
+ExportFormat = Literal["native", "openai", "alpaca", "sharegpt", "mlx", "hf"]
+FORMATS = ("native", "openai", "alpaca", "sharegpt", "mlx", "hf")
 
 
 def export(ws, fmt: ExportFormat, out: Path, *, status: str = "approved", split: float = 0.9, seed: int = 0,
-           force: bool = False, categories: list[str] | None = None) -> ExportResult:
+           force: bool = False, categories: list[str] | None = None, reviews: bool = True) -> ExportResult:
     """Write the examples with `status` ('all' for every one) to `out` (relative: to the workspace root), split
-    per category with `seed`. Without `force`, `out` must lie inside the workspace."""
-    if fmt not in ("openai", "alpaca", "sharegpt", "mlx", "hf"):
-        raise DatagenError(f"unknown export format {fmt!r}; use openai, alpaca, sharegpt, mlx or hf")
+    per category with `seed` (native: one file, unsplit, with the review history unless `reviews` is off).
+    Without `force`, `out` must lie inside the workspace."""
+    if fmt not in FORMATS:
+        raise DatagenError(f"unknown export format {fmt!r}; use {', '.join(FORMATS)}")
     if not 0 < split <= 1:
         raise DatagenError(f"split must be in (0, 1], got {split}")
     out = ws.root / Path(out).expanduser()
     out = out.resolve() if force else ws.inside(out)
-    examples = [s.example for s in store.iter_examples(store.connect(ws.db_path), status=status,
-                                                       categories=categories)]
-    if not examples:
+    rows = list(store.iter_examples(store.connect(ws.db_path), status=status, categories=categories))
+    if not rows:
         raise DatagenError(f"no {status} examples to export; check `engrain coverage` or pass --status")
+    if fmt == "native":
+        return _export_native(ws, out, rows, reviews)
+    examples = [s.example for s in rows]
     names = ("train", "valid", "test") if fmt == "mlx" else ("train", "valid")
     splits = stratified_split(examples, split, seed, names)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,7 +42,8 @@ def export(ws, fmt: ExportFormat, out: Path, *, status: str = "approved", split:
     counts, files, skipped = {}, [], 0
     for name, part in splits.items():
         if fmt == "mlx":
-            rows = [to_openai(e) for example in part for e in per_assistant_turn(example)]
+            rows = [to_mlx(e, prefix=n < len(turns) - 1) for example in part
+                    for turns in [per_assistant_turn(example)] for n, e in enumerate(turns)]
         elif fmt == "openai":
             rows = [to_openai(e) for e in part]
         elif fmt == "sharegpt":
@@ -54,6 +60,8 @@ def export(ws, fmt: ExportFormat, out: Path, *, status: str = "approved", split:
                 json.dump(rows, handle, ensure_ascii=False, indent=1)
             else:
                 handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        if fmt == "openai":  # OpenAI's file checks refuse unknown keys: our fields go beside the file
+            _write_jsonl(out / f"{name}{SIDECAR_SUFFIX}", [our_fields(e) for e in part])
         files.append(str(path))
         counts[name] = len(rows)
     return ExportResult(format=fmt, out=str(out), files=files, counts=counts, skipped=skipped)
@@ -95,18 +103,24 @@ def per_assistant_turn(example: Example) -> list[Example]:
 def _export_hf(out: Path, splits: dict[str, list[Example]]) -> ExportResult:
     from datasets import Dataset, DatasetDict
 
-    def rows(part: list[Example]) -> list[dict]:
-        # Arrow needs one schema: every message gets every field, tools (free-form JSON schemas) stay a string.
-        return [{
-            "messages": [{"role": m.role, "content": m.content or "", "tool_call_id": m.tool_call_id or "",
-                          "tool_calls": [c.model_dump() for c in m.tool_calls or []]} for m in e.messages],
-            "tools": json.dumps(e.tools or []),
-            "category": e.category or "",
-            "meta": json.dumps(e.meta),
-        } for e in part]
-
     names = {"train": "train", "valid": "validation"}
-    dataset = DatasetDict({names[k]: Dataset.from_list(rows(v)) for k, v in splits.items() if v})
+    dataset = DatasetDict({names[k]: Dataset.from_list([to_hf(e) for e in v]) for k, v in splits.items() if v})
     dataset.save_to_disk(str(out))
     return ExportResult(format="hf", out=str(out), files=[str(out)],
                         counts={k: len(v) for k, v in dataset.items()})
+
+
+def _export_native(ws, out: Path, rows: list, reviews: bool) -> ExportResult:
+    """One JSONL line per stored example, in commit order: ids, status, timestamps, generator and (optionally)
+    review events — what `engrain import` needs to restore the workspace's dataset exactly."""
+    conn = store.connect(ws.db_path)
+    full = [store.get(conn, s.id) if reviews else s for s in rows]
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "engrain.jsonl"
+    _write_jsonl(path, [to_native(s, reviews=reviews) for s in full])
+    return ExportResult(format="native", out=str(out), files=[str(path)], counts={"all": len(full)})
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

@@ -18,8 +18,8 @@ from datasketch import MinHash
 
 from datagen import dedup, store
 from datagen.errors import DatagenError
-from datagen.formats import FormatError, read_records, to_canonical
-from datagen.schema import Example, Verdict
+from datagen.formats import PREFIX_KEY, FormatError, native_row, read_records, to_canonical
+from datagen.schema import Example, StoredExample, Verdict
 from datagen.validate import validate
 
 IMPORT_BATCH = 32
@@ -32,6 +32,7 @@ class _Candidate:
     content_hash: str = ""
     signature: MinHash | None = None
     vector: np.ndarray | None = None
+    native: StoredExample | None = None   # a native-format record: its status, generator, times and reviews
 
 
 def submit(ws, records: Iterable[dict[str, Any] | Example], *, generator: str = "cli", status: str = "pending",
@@ -43,8 +44,8 @@ def submit(ws, records: Iterable[dict[str, Any] | Example], *, generator: str = 
 def import_file(ws, path: Path | str, *, category: str | None = None, status: str = "pending",
                 generator: str = "import") -> Iterator[Verdict]:
     """Verdicts in file order, yielded batch by batch as each batch commits."""
-    if not Path(path).is_file():
-        raise DatagenError(f"{path} does not exist; pass a JSON or JSONL file of examples")
+    if not Path(path).exists():
+        raise DatagenError(f"{path} does not exist; pass a JSON or JSONL file of examples, or an export folder")
     records = read_records(Path(path))
     while batch := list(itertools.islice(records, IMPORT_BATCH)):
         yield from _submit_batch(ws, batch, generator=generator, status=status, category=category)
@@ -88,7 +89,12 @@ def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
     if isinstance(record, FormatError):
         verdict.reasons = [str(record)]
         return _Candidate(verdict)
+    if isinstance(record, dict) and record.get(PREFIX_KEY):
+        verdict.skipped = True
+        verdict.reasons = ["a per-turn prefix written by an mlx export; its whole conversation is a later record"]
+        return _Candidate(verdict)
     try:
+        native = native_row(record) if isinstance(record, dict) else None
         raw = record.wire() if isinstance(record, Example) else to_canonical(record)
     except (FormatError, TypeError, ValueError, AttributeError) as exc:
         verdict.reasons = [f"cannot read this record: {exc}"]
@@ -96,10 +102,21 @@ def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
     if category and not raw.get("category"):
         raw["category"] = category
     example, reasons = validate(raw, ws.config)
-    if example is None:
+    reasons += _unknown_refs(ws, raw.get("source_refs"))
+    if example is None or reasons:
         verdict.reasons = reasons
         return _Candidate(verdict)
-    return _Candidate(verdict, example, dedup.content_hash(example), dedup.minhash(dedup.lexical_text(example)))
+    return _Candidate(verdict, example, dedup.content_hash(example), dedup.minhash(dedup.lexical_text(example)),
+                      native=native)
+
+
+def _unknown_refs(ws, refs: Any) -> list[str]:
+    """Citations must name stored knowledge chunks, or a reviewer cannot check what the example claims."""
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        return [] if refs is None else ["source_refs must be a list of knowledge chunk ids (strings)"]
+    unknown = sorted(set(refs) - store.known_chunk_ids(store.connect(ws.db_path), refs))
+    return [f"source_refs names unknown knowledge chunk {ref!r}; cite ids from the brief "
+            "(`engrain knowledge list`), or add the source first (`engrain knowledge add`)" for ref in unknown]
 
 
 def _reject(candidate: _Candidate, reason: str, duplicate_of: str | None = None) -> None:
@@ -119,13 +136,19 @@ def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, closest: t
         _reject(candidate, *near)
         return
     example = candidate.example
+    native = candidate.native
+    if native is not None:
+        status, generator = native.status, native.generator
     example.meta.setdefault("generator", generator)
     example_id = "ex_" + candidate.content_hash[:16]
     seq = store.insert_example(conn, example_id=example_id, content_hash=candidate.content_hash, example=example,
                                status=status, generator=generator,
                                minhash=dedup.signature_bytes(candidate.signature),
                                embedding=candidate.vector.astype(np.float32).tobytes())
-    if status != "pending":
+    if native is not None:
+        store.restore_history(conn, example_id, created_at=native.created_at, updated_at=native.updated_at,
+                              reviews=native.reviews)
+    if status != "pending" and not (native and native.reviews):
         store.add_review(conn, example_id, kind="decision", verdict="approve" if status == "approved" else "reject",
                          reviewer=generator, notes=f"{status} on submit", score=None)
     index.add(example_id, seq, candidate.signature, candidate.vector)

@@ -53,6 +53,7 @@ class Verdict(BaseModel):
     id: str | None = None
     reasons: list[str] = Field(default_factory=list)
     duplicate_of: str | None = None
+    skipped: bool = Field(False, description="deliberately not imported (an mlx export's per-turn prefix)")
 
 
 class ReviewEvent(BaseModel):

@@ -129,6 +129,26 @@ def add_review(conn: sqlite3.Connection, example_id: str, *, kind: str, verdict:
                        notes=notes, score=score, created_at=now)
 
 
+def restore_history(conn: sqlite3.Connection, example_id: str, *, created_at: float, updated_at: float,
+                    reviews: list[ReviewEvent]) -> None:
+    """An imported native row keeps its timestamps and review events (the status was stored with the row)."""
+    conn.execute("UPDATE examples SET created_at = ?, updated_at = ? WHERE id = ?", (created_at, updated_at,
+                                                                                     example_id))
+    for event in reviews:
+        conn.execute("INSERT INTO reviews (example_id, kind, verdict, reviewer, notes, score, created_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?)", (example_id, event.kind, event.verdict, event.reviewer,
+                                                       event.notes, event.score, event.created_at))
+
+
+def known_chunk_ids(conn: sqlite3.Connection, ids: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        found.update(r[0] for r in conn.execute(
+            f"SELECT id FROM chunks WHERE id IN ({','.join('?' * len(batch))})", batch))
+    return found
+
+
 _COLUMNS = "id, status, created_at, updated_at, content_hash, generator, data"
 
 

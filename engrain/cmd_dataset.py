@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except DatagenError as exc:
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
 
 
@@ -114,7 +115,8 @@ def knowledge_list(workspace: Optional[Path] = WorkspaceOption) -> None:
 
 
 def import_(
-    files: list[Path] = typer.Argument(..., help="Alpaca, ShareGPT, OpenAI chat or engrain JSON/JSONL files."),
+    files: list[Path] = typer.Argument(..., help="Alpaca, ShareGPT, OpenAI chat or engrain JSON/JSONL files, or "
+                                       "export folders (mlx, openai, HF save_to_disk)."),
     category: Optional[str] = typer.Option(None, "--category", "-c", help="Category for records that carry none."),
     approve: bool = typer.Option(False, "--approve", help="Store accepted examples as approved, not pending."),
     as_json: bool = typer.Option(False, "--json", help="Stream one JSON verdict per line as each batch commits."),
@@ -123,48 +125,53 @@ def import_(
     """Validate, dedup and store examples; exit status 1 when any was rejected."""
     from datagen import import_file
 
-    accepted = rejected = 0
+    accepted = rejected = skipped = 0
     with _reported():
         ws = _workspace(workspace)
         for path in files:
-            if not path.is_file():
-                errors.print(f"[red]error:[/red] {path} does not exist", highlight=False)
+            if not path.exists():
+                errors.print(f"[red]error:[/red] {escape(str(path))} does not exist", highlight=False)
                 raise typer.Exit(2)
             for verdict in import_file(ws, path, category=category, status="approved" if approve else "pending"):
                 accepted += verdict.accepted
-                rejected += not verdict.accepted
+                skipped += verdict.skipped
+                rejected += not (verdict.accepted or verdict.skipped)
                 if as_json:
                     print(verdict.model_dump_json(), flush=True)
-                elif not verdict.accepted:
-                    console.print(f"[red]rejected[/red] {path}#{verdict.index}:", highlight=False)
+                elif not (verdict.accepted or verdict.skipped):
+                    console.print(f"[red]rejected[/red] {escape(str(path))}#{verdict.index}:", highlight=False)
                     for reason in verdict.reasons:
                         console.print(f"  - {reason}", highlight=False, markup=False)
     if not as_json:
         status = "approved" if approve else "pending"
-        console.print(f"{accepted} accepted ({status}), {rejected} rejected", highlight=False)
+        extra = f", {skipped} skipped (per-turn prefixes of an mlx export)" if skipped else ""
+        console.print(f"{accepted} accepted ({status}), {rejected} rejected{extra}", highlight=False)
     if rejected:
         raise typer.Exit(1)
 
 
 def export(
-    fmt: str = typer.Option(..., "--format", "-f", help="openai | alpaca | sharegpt | mlx | hf"),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory (inside the workspace unless --force)."),
+    fmt: str = typer.Option(..., "--format", "-f",
+                            help="native (lossless: ids, status, reviews) | openai | alpaca | sharegpt | mlx | hf"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory, relative to the workspace "
+                             "(inside it unless --force)."),
     status: str = typer.Option("approved", "--status", help="approved | pending | rejected | all"),
     split: float = typer.Option(0.9, "--split", help="Share of each category that goes to train."),
     seed: int = typer.Option(0, "--seed", help="Shuffle seed for the split."),
     category: Optional[list[str]] = typer.Option(None, "--category", "-c", help="Only these categories."),
     force: bool = typer.Option(False, "--force", help="Allow an output directory outside the workspace."),
+    reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="native: include the review history."),
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
-    """Write the dataset in a training format, split by category."""
+    """Write the dataset in a training format, split by category (native: one lossless file)."""
     from datagen import export as run_export
 
     if status not in ("approved", "pending", "rejected", "all"):
         errors.print("[red]error:[/red] --status must be approved, pending, rejected or all", highlight=False)
         raise typer.Exit(2)
     with _reported():
-        result = run_export(_workspace(workspace), fmt, out.resolve(), status=status, split=split, seed=seed,
-                            force=force, categories=category or None)
+        result = run_export(_workspace(workspace), fmt, out, status=status, split=split, seed=seed,
+                            force=force, categories=category or None, reviews=reviews)
     counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
     console.print(f"{fmt} export in {result.out}: {counts}", highlight=False)
     if result.skipped:
@@ -241,7 +248,7 @@ def generate(
         if verdict.accepted:
             console.print(f"[green]accepted[/green] {verdict.id}", highlight=False)
         else:
-            console.print(f"[red]rejected[/red]: {'; '.join(verdict.reasons)}", highlight=False)
+            console.print(f"[red]rejected[/red]: {escape('; '.join(verdict.reasons))}", highlight=False)
 
     with _reported():
         result = datagen.generate(_workspace(workspace), category, count, model, workers=workers, api_base=api_base,

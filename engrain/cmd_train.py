@@ -9,6 +9,8 @@ from typing import Optional
 
 import typer
 
+from engrain.cmd_dataset import WorkspaceOption
+
 models_app = typer.Typer(help="The training run registry.", invoke_without_command=True, no_args_is_help=False)
 
 
@@ -68,7 +70,7 @@ def train_cmd(
     max_steps: Optional[int] = typer.Option(None, min=1, help="steps per stage (overrides engrain.toml)"),
     include_pending: bool = typer.Option(False, help="train on pending examples too (default: approved only)"),
     resume: Optional[str] = typer.Option(None, help="resume this run from its last checkpoint"),
-    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+    workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     """Fine-tune a LoRA adapter on the workspace's examples; prints the run id on the last line."""
     from rich.console import Console
@@ -100,7 +102,7 @@ def package_cmd(
     run: str = typer.Argument(..., help="run id (see `engrain models`)"),
     quant: Optional[str] = typer.Option(None, help="GGUF quantization (default from engrain.toml: q4_k_m)"),
     name: Optional[str] = typer.Option(None, help="Ollama model name (default engrain-<run id>)"),
-    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+    workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     """Merge, convert to GGUF, check, quantize, write the LoRA GGUF and a Modelfile, `ollama create`."""
     import training
@@ -119,7 +121,7 @@ def package_cmd(
 def models_cmd(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="print the registry as JSON"),
-    workspace: Optional[Path] = typer.Option(None, help="workspace folder (default: found from the cwd)"),
+    workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     """List training runs (newest first)."""
     if ctx.invoked_subcommand is not None:
@@ -145,7 +147,7 @@ def models_cmd(
 
 @models_app.command("show")
 def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
-             workspace: Optional[Path] = typer.Option(None, help="workspace folder")) -> None:
+             workspace: Optional[Path] = WorkspaceOption) -> None:
     """Everything recorded about one run, as JSON (config, stages, metrics, artifacts with paths)."""
     import training
 
