@@ -7,7 +7,11 @@ from __future__ import annotations
 from datagen.brief import build_brief
 from datagen.catalog import coverage, get_example, list_examples, plan, snapshot_hash
 from datagen.config import DatasetConfig
-from datagen.errors import DatagenError, ExampleNotFound, PathOutsideWorkspace, UnknownCategory, WorkspaceNotFound
+from datagen.desk import (EditResult, Neighbour, QueueFilter, QueueItem, QueuePage, Revision, adjacent_example, decide,
+                          edit_example, example_generators, example_revisions, example_version, nearest_examples,
+                          queue_page, rejection_reasons)
+from datagen.errors import (DatagenError, ExampleNotFound, PathOutsideWorkspace, ReviewConflict, UnknownCategory,
+                            WorkspaceNotFound)
 from datagen.export import export
 from datagen.generate import GenerateResult, generate
 from datagen.ingest import import_file, submit
@@ -20,6 +24,9 @@ from datagen.validate import validate_example
 from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace
 
 __all__ = [
+    "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
+    "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
+    "nearest_examples", "queue_page", "rejection_reasons",
     "Brief", "Category", "CategoryCoverage", "Chunk", "Coverage", "DatagenError", "DatasetConfig", "Example",
     "ExampleNotFound", "ExamplePage", "ExportResult", "GenerateResult", "Message", "PathOutsideWorkspace",
     "ReviewEvent", "Rule", "RuleResult", "StoredExample", "ToolCall", "UnknownCategory", "Verdict", "Workspace",

@@ -20,3 +20,7 @@ class ExampleNotFound(DatagenError):
 
 class WorkspaceNotFound(DatagenError):
     pass
+
+
+class ReviewConflict(DatagenError):
+    """Someone else decided or edited the example after the form was rendered; nothing was saved."""

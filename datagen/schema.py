@@ -59,8 +59,8 @@ class Verdict(BaseModel):
 class ReviewEvent(BaseModel):
     id: int
     example_id: str
-    kind: Literal["decision", "suggestion"]
-    verdict: Literal["approve", "reject"]
+    kind: Literal["decision", "suggestion", "edit"]  # edit: content replaced, the old one kept as a revision
+    verdict: Literal["approve", "reject", "edit"]
     reviewer: str
     notes: str = ""
     score: float | None = None

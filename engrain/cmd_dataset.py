@@ -190,13 +190,21 @@ def review(
     category: Optional[str] = typer.Option(None, "--category", "-c"),
     offset: int = typer.Option(0, "--offset"),
     limit: int = typer.Option(20, "--limit"),
+    web: bool = typer.Option(False, "--web", help="Serve the review web page (queue, examples, dashboard)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="With --web: address to listen on (loopback by default)."),
+    port: int = typer.Option(8710, "--port", help="With --web: port to listen on."),
+    token: Optional[str] = typer.Option(None, "--token", envvar="ENGRAIN_REVIEW_TOKEN", show_envvar=True,
+                                        help="With --web: secret the page requires; needed for a non-loopback host."),
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
-    """List examples (paged), record approve/reject decisions, or ask a model judge for suggestions."""
+    """List examples (paged), record approve/reject decisions, ask a model judge, or serve the review page."""
     import datagen
 
     with _reported():
         ws = _workspace(workspace)
+        if web:
+            _serve_web(ws, host, port, token)
+            return
         if approve or reject:
             for verdict, ids in (("approve", approve or []), ("reject", reject or [])):
                 for example_id in ids:
@@ -231,6 +239,16 @@ def review(
     end = min(page.offset + len(page.items), page.total)
     more = f"; next page: --offset {end}" if end < page.total else ""
     console.print(f"{page.offset + 1 if page.items else 0}-{end} of {page.total} {status}{more}", highlight=False)
+
+
+def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> None:
+    from server.web import ExposureError, serve
+
+    try:
+        serve(ws, host=host, port=port, token=token)
+    except ExposureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def generate(

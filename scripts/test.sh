@@ -9,5 +9,10 @@ if command -v npm >/dev/null 2>&1; then
   npm install --silent --no-audit --no-fund --prefix .tools \
     @anthropic-ai/claude-code@2.1.330 @modelcontextprotocol/inspector@2.12.0
 fi
+# Headless Chromium for the review page's browser tests: Debian's packages, driven by selenium (no browser download).
+if ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,157 @@
+"""SQL for the review page (issue 15): keyset pages, edit history, decision versions, rule-failure cache.
+
+Kept apart from store.py so the PostgreSQL backend can port it in one place. Plain SQL only: `?` placeholders,
+no AUTOINCREMENT, upserts as `ON CONFLICT ... DO` (SQLite >= 3.24 and PostgreSQL both speak it). The tables are
+created on first use per connection, like store.py's schema.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from datagen import store
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS example_revisions (
+    example_id TEXT NOT NULL REFERENCES examples(id),
+    revision INTEGER NOT NULL,               -- 1 = the example as first stored, counting up with each edit
+    content_hash TEXT NOT NULL,
+    data TEXT NOT NULL,                      -- the replaced Example as JSON
+    review_id INTEGER NOT NULL,              -- the edit event that replaced it
+    created_at REAL NOT NULL,
+    PRIMARY KEY (example_id, revision)
+);
+CREATE TABLE IF NOT EXISTS rule_failures (
+    rules_key TEXT NOT NULL,                 -- hash of the rules the check used: a changed plan starts afresh
+    example_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    PRIMARY KEY (rules_key, rule, example_id)
+);
+CREATE TABLE IF NOT EXISTS rule_scans (
+    rules_key TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS examples_by_category_seq ON examples(category, status, seq);
+CREATE INDEX IF NOT EXISTS examples_by_generator ON examples(generator, seq);
+CREATE INDEX IF NOT EXISTS reviews_by_kind ON reviews(kind, verdict)
+"""
+
+_ready: set[str] = set()  # database files whose tables exist (the tables outlive any one connection)
+
+QUEUE_COLUMNS = "seq, id, status, category, generator, created_at, data"
+
+
+def connect(db_path) -> object:
+    """store.connect, plus this module's tables on first use of the connection."""
+    conn = store.connect(db_path)
+    if str(db_path) not in _ready:
+        with store.transaction(conn):
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                conn.execute(statement)
+        _ready.add(str(db_path))
+    return conn
+
+
+def queue_where(*, category: str | None, status: str | None, generator: str | None, text: str | None,
+                rule: tuple[str, str] | None) -> tuple[str, list]:
+    """WHERE clauses for the queue's filters; `rule` is (rules_key, rule name); text matches case-insensitively."""
+    clauses, params = [], []
+    for column, value in (("category", category), ("status", status), ("generator", generator)):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if text:
+        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("lower(data) LIKE ? ESCAPE '\\'")
+        params.append(f"%{escaped}%")
+    if rule:
+        clauses.append("id IN (SELECT example_id FROM rule_failures WHERE rules_key = ? AND rule = ?)")
+        params.extend(rule)
+    return " AND ".join(clauses) or "1 = 1", params
+
+
+def keyset_rows(conn, where: str, params: list, *, after: int | None, before: int | None, limit: int) -> list[tuple]:
+    """Up to `limit` rows in seq order strictly after `after` (or strictly before `before`): an index range scan
+    however deep the page, where OFFSET would walk every earlier row."""
+    if before is not None:
+        rows = conn.execute(f"SELECT {QUEUE_COLUMNS} FROM examples WHERE {where} AND seq < ? ORDER BY seq DESC"
+                            " LIMIT ?", [*params, before, limit]).fetchall()
+        return rows[::-1]
+    return conn.execute(f"SELECT {QUEUE_COLUMNS} FROM examples WHERE {where} AND seq > ? ORDER BY seq LIMIT ?",
+                        [*params, after or 0, limit]).fetchall()
+
+
+def count_where(conn, where: str, params: list) -> int:
+    return conn.execute(f"SELECT count(*) FROM examples WHERE {where}", params).fetchone()[0]
+
+
+def exists_where(conn, where: str, params: list, *, after: int | None = None, before: int | None = None) -> bool:
+    if before is not None:
+        where, params = f"{where} AND seq < ?", [*params, before]
+    if after is not None:
+        where, params = f"{where} AND seq > ?", [*params, after]
+    return conn.execute(f"SELECT 1 FROM examples WHERE {where} LIMIT 1", params).fetchone() is not None
+
+
+def seq_of(conn, example_id: str) -> int | None:
+    row = conn.execute("SELECT seq FROM examples WHERE id = ?", (example_id,)).fetchone()
+    return row[0] if row else None
+
+
+def version(conn, example_id: str) -> int:
+    """The id of the example's latest decision or edit event (0 when none): what a form was rendered from."""
+    row = conn.execute("SELECT max(id) FROM reviews WHERE example_id = ? AND kind IN ('decision', 'edit')",
+                       (example_id,)).fetchone()
+    return row[0] or 0
+
+
+def add_revision(conn, example_id: str, *, content_hash: str, data: str, review_id: int) -> int:
+    revision = conn.execute("SELECT count(*) FROM example_revisions WHERE example_id = ?",
+                            (example_id,)).fetchone()[0] + 1
+    conn.execute("INSERT INTO example_revisions (example_id, revision, content_hash, data, review_id, created_at)"
+                 " VALUES (?, ?, ?, ?, ?, ?)", (example_id, revision, content_hash, data, review_id, time.time()))
+    return revision
+
+
+def revisions(conn, example_id: str) -> list[tuple]:
+    return conn.execute("SELECT revision, content_hash, data, review_id, created_at FROM example_revisions"
+                        " WHERE example_id = ? ORDER BY revision", (example_id,)).fetchall()
+
+
+def replace_content(conn, example_id: str, *, content_hash: str, category: str, data: str, minhash: bytes,
+                    embedding: bytes) -> None:
+    conn.execute("UPDATE examples SET content_hash = ?, category = ?, data = ?, minhash = ?, embedding = ?,"
+                 " updated_at = ? WHERE id = ?",
+                 (content_hash, category, data, minhash, embedding, time.time(), example_id))
+    conn.execute("DELETE FROM rule_failures WHERE example_id = ?", (example_id,))
+
+
+def current_content(conn, example_id: str) -> tuple[str, str] | None:
+    return conn.execute("SELECT content_hash, data FROM examples WHERE id = ?", (example_id,)).fetchone()
+
+
+def reject_reasons(conn, limit: int) -> list[tuple[str, int]]:
+    return conn.execute("SELECT notes, count(*) AS n FROM reviews WHERE kind = 'decision' AND verdict = 'reject'"
+                        " GROUP BY notes ORDER BY n DESC, notes LIMIT ?", (limit,)).fetchall()
+
+
+def generators(conn) -> list[str]:
+    return [g for (g,) in conn.execute("SELECT DISTINCT generator FROM examples ORDER BY generator")]
+
+
+def rule_scan_position(conn, rules_key: str) -> int:
+    row = conn.execute("SELECT last_seq FROM rule_scans WHERE rules_key = ?", (rules_key,)).fetchone()
+    return row[0] if row else 0
+
+
+def rows_to_check(conn, after_seq: int, limit: int) -> list[tuple[int, str, str]]:
+    return conn.execute("SELECT seq, id, data FROM examples WHERE seq > ? ORDER BY seq LIMIT ?",
+                        (after_seq, limit)).fetchall()
+
+
+def record_rule_scan(conn, rules_key: str, last_seq: int, failures: Iterator[tuple[str, str]]) -> None:
+    for example_id, rule in failures:
+        conn.execute("INSERT INTO rule_failures (rules_key, example_id, rule) VALUES (?, ?, ?)"
+                     " ON CONFLICT DO NOTHING", (rules_key, example_id, rule))
+    conn.execute("INSERT INTO rule_scans (rules_key, last_seq) VALUES (?, ?) ON CONFLICT (rules_key)"
+                 " DO UPDATE SET last_seq = excluded.last_seq", (rules_key, last_seq))
