@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,8 @@ def train_cmd(
     include_pending: bool = typer.Option(False, help="train on pending examples too (default: approved only)"),
     resume: Optional[str] = typer.Option(None, help="resume this run from its last checkpoint"),
     workspace: Optional[Path] = WorkspaceOption,
+    processes: int = typer.Option(1, min=1, help="train with N local processes under torchrun (hf backend, "
+                                  "torch.distributed DDP: NCCL on CUDA, one GPU each; gloo on CPU)"),
 ) -> None:
     """Fine-tune a LoRA adapter on the workspace's examples; prints the run id on the last line."""
     from rich.console import Console
@@ -80,6 +83,23 @@ def train_cmd(
     if backend not in ("auto", "unsloth", "mlx", "hf", "hosted"):
         raise typer.BadParameter("choose auto, unsloth, mlx, hf or hosted", param_hint="--backend")
     ws = _workspace(workspace)
+    if processes > 1:
+        args = ["train", "--backend", backend, "--workspace", str(ws.root)]
+        for flag, value in (("--base", base), ("--stage", stage), ("--max-steps", max_steps), ("--resume", resume)):
+            args += [flag, str(value)] if value is not None else []
+        try:
+            code = training.launch(ws, processes, backend, args + (["--include-pending"] if include_pending else []))
+        except ValueError as exc:
+            _fail(str(exc))
+        raise typer.Exit(code)
+    if not training.main_process():   # another rank of a multi-process run: rank 0 reports
+        try:
+            training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
+                           include_pending=include_pending, run_id=resume)
+        except RuntimeError as exc:   # most often rank 0 stopped (and said why): the connection to it closed
+            reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0])   # gloo prefixes its source path
+            _fail(f"a training process stopped: {reason}")
+        return
     console = Console(stderr=True)
     with progress_display(console) as show:
         try:

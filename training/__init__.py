@@ -6,9 +6,10 @@ from training.config import TOML_TEMPLATE, StageConfig, TrainingConfig, Training
 from training.detached import start_training
 from training.package import package
 from training.registry import RunNotFound, RunRecord, RunStatus, StageResult, get_run, list_runs, run_status
-from training.runner import train
+from training.runner import launch, main_process, train
 
 __all__ = [
     "TOML_TEMPLATE", "RunNotFound", "RunRecord", "RunStatus", "StageConfig", "StageResult", "TrainingConfig",
-    "TrainingConfigError", "get_run", "list_runs", "package", "run_status", "start_training", "train",
+    "TrainingConfigError", "get_run", "launch", "list_runs", "main_process", "package", "run_status",
+    "start_training", "train",
 ]

@@ -43,6 +43,7 @@ class TrainingConfig(BaseModel):
     packing: bool = True
     seed: int = 0
     save_every: int = Field(default=25, gt=0)
+    parallel: Literal["ddp", "fsdp"] = "ddp"   # with --processes N: replicate the model, or shard it (fsdp)
     quant: str = "q4_k_m"
     system: str = "You are a careful coding agent."
     hosted_model: str = "gpt-4.1-mini-2025-04-14"
@@ -94,6 +95,10 @@ assistant_only_loss = true        # loss on assistant turns only (tool calls and
 packing = true                    # pack several examples into one sequence: no compute spent on padding
 seed = 0
 save_every = 25                   # checkpoint every N steps; an interrupted run resumes from the last one
+# `engrain train --processes N` trains with N processes (torch.distributed: gloo on CPU, NCCL on CUDA), each on
+# its share of every batch: batch_size stays the effective batch. "ddp" keeps a whole model in each process;
+# "fsdp" shards its weights across the GPUs (for a model that does not fit one; no mid-run checkpoints).
+parallel = "ddp"
 quant = "q4_k_m"                  # GGUF quantization for `engrain package`
 system = "You are a careful coding agent."   # the short SYSTEM line of the generated Modelfile
 hosted_model = "gpt-4.1-mini-2025-04-14"     # base model for --backend hosted (OPENAI_API_KEY, OPENAI_BASE_URL)

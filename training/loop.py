@@ -11,6 +11,11 @@ lm_head although only assistant tokens carry loss. This loop keeps float32 on CP
 small models, packs examples, computes logits only at trained positions, and sizes torch's thread pool to
 the cores this process may actually use (torch counts the machine's cores, not the container's share, and
 oversubscribed threads stall on each other).
+
+Several processes (torch.distributed, see training/distributed.py) split each micro-batch: every rank builds the
+same sequence of micro-batches from the seed and takes every N-th sequence of each. Each rank's loss is
+normalised by the whole micro-batch's trained tokens (known to every rank) and scaled by N, so DDP's averaged
+gradient equals the single-process gradient and the effective batch (batch_size x grad_accum) is unchanged.
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from training import distributed
 from training.data import IGNORE, Row, batches, collate
 
 
@@ -34,6 +40,7 @@ class LoopSettings:
     seed: int
     save_every: int
     warmup_ratio: float = 0.05
+    strategy: str = "ddp"            # with several processes: ddp (replicas) or fsdp (sharded weights)
 
 
 @dataclass
@@ -54,15 +61,21 @@ Progress = Callable[[int, int, float, float], None]   # step, total_steps, loss,
 def set_threads() -> None:
     import torch
 
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    torch.set_num_threads(distributed.threads())
 
 
 def steps_for(rows: int, batch_size: int, grad_accum: int, epochs: float) -> int:
     return max(1, math.ceil(epochs * math.ceil(rows / batch_size) / grad_accum))
 
 
-def masked_loss(model, batch) -> "torch.Tensor":
-    """Mean cross-entropy over trained positions, projecting only those hidden states through lm_head."""
+def trained_tokens(rows: list[Row]) -> int:
+    """Positions that carry loss (a label is predicted from the token before it: the first never is)."""
+    return sum(1 for r in rows for t in r.labels[1:] if t != IGNORE)
+
+
+def masked_loss(model, batch, trained: int | None = None) -> "torch.Tensor":
+    """Cross-entropy summed over trained positions and divided by `trained` (default: this batch's count),
+    projecting only those hidden states through lm_head."""
     import torch
     import torch.nn.functional as F
 
@@ -71,61 +84,91 @@ def masked_loss(model, batch) -> "torch.Tensor":
     targets = batch["labels"][:, 1:]
     keep = targets != IGNORE
     logits = inner.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep], reduction="sum") / keep.sum().clamp(min=1)
+    count = keep.sum().clamp(min=1) if trained is None else max(trained, 1)
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum") / count
 
 
 def run(model, rows: list[Row], settings: LoopSettings, checkpoint_dir: Path, *, pad_id: int,
         device: str, on_step: Progress | None = None) -> LoopResult:
-    """Train `model` (a PEFT model) for settings.total_steps optimizer steps, resuming from checkpoint_dir."""
+    """Train `model` (a PEFT model) for settings.total_steps optimizer steps, resuming from checkpoint_dir.
+    In a multi-process run every rank calls this; only rank 0 reports progress and writes checkpoints."""
     import torch
-    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import set_peft_model_state_dict
     from transformers import get_cosine_schedule_with_warmup
 
+    from training import parallel
+
+    world = distributed.world()
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    objective = parallel.wrap(model, world, device, settings.strategy)
+    params = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, math.ceil(settings.warmup_ratio * settings.total_steps), settings.total_steps)
     result, step = LoopResult(steps=settings.total_steps), 0
     state_file = checkpoint_dir / "state.pt"
-    if state_file.is_file():
+    # Sharded (fsdp) weights and optimizer state are not gathered for checkpoints: such a run restarts a stage.
+    checkpoints = world.size == 1 or settings.strategy != "fsdp"
+    if checkpoints and state_file.is_file():
         state = torch.load(state_file, weights_only=False)
         set_peft_model_state_dict(model, state["adapter"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, result.losses, result.tokens = state["step"], state["losses"], state["tokens"]
         result.seconds = state["seconds"]
-    model.train()
+    objective.train()
     micro = _micro_batches(rows, settings)
     for _ in range(step * settings.grad_accum):
         next(micro)
     started = time.perf_counter() - result.seconds
     for step in range(step, settings.total_steps):
-        total = 0.0
-        for _ in range(settings.grad_accum):
-            batch = collate(next(micro), pad_id)
-            tensors = {k: v.to(device) for k, v in batch.items() if k != "tokens"}
-            loss = masked_loss(model, tensors) / settings.grad_accum
-            loss.backward()
-            total += loss.item()
-            result.tokens += batch["tokens"]
+        total = _accumulate(objective, micro, settings, world, pad_id, device, result)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         result.losses.append(total)
         result.seconds = time.perf_counter() - started
-        if on_step:
+        if on_step and world.main:
             on_step(step + 1, settings.total_steps, total, result.tokens_per_s)
-        if (step + 1) % settings.save_every == 0 and step + 1 < settings.total_steps:
-            checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint_dir / "state.pt.tmp"
-            torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "step": step + 1, "losses": result.losses,
-                        "tokens": result.tokens, "seconds": result.seconds}, tmp)
-            os.replace(tmp, state_file)
+        if checkpoints and world.main and (step + 1) % settings.save_every == 0 and step + 1 < settings.total_steps:
+            _checkpoint(model, optimizer, scheduler, step + 1, result, checkpoint_dir)
     return result
+
+
+def _accumulate(objective, micro, settings: LoopSettings, world: distributed.World, pad_id: int, device: str,
+                result: LoopResult) -> float:
+    """Forward and backward over one optimizer step's micro-batches (this rank's share of each); returns the
+    step's loss, the same number on every rank."""
+    from training import parallel
+
+    total = 0.0
+    for i in range(settings.grad_accum):
+        whole = next(micro)
+        mine = whole[world.rank::world.size]
+        # A rank whose share is empty (the short last batch of an epoch) still joins the all-reduce, with a
+        # zero-weighted loss on a sequence it borrows.
+        batch = collate(mine or whole[:1], pad_id)
+        tensors = {k: v.to(device) for k, v in batch.items() if k != "tokens"}
+        with parallel.no_sync(objective, last=i == settings.grad_accum - 1):
+            loss = objective(**tensors, trained=trained_tokens(whole)) * (world.size if mine else 0.0)
+            (loss / settings.grad_accum).backward()
+        total += loss.item() / settings.grad_accum
+        result.tokens += sum(len(r.input_ids) for r in whole)
+    return distributed.sum_across(total) / world.size
+
+
+def _checkpoint(model, optimizer, scheduler, step: int, result: LoopResult, checkpoint_dir: Path) -> None:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tmp = checkpoint_dir / "state.pt.tmp"
+    torch.save({"adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "step": step, "losses": result.losses,
+                "tokens": result.tokens, "seconds": result.seconds}, tmp)
+    os.replace(tmp, checkpoint_dir / "state.pt")
 
 
 def _micro_batches(rows: list[Row], settings: LoopSettings):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from training import base as base_models
-from training import data, registry, report
+from training import data, distributed, registry, report
 from training.backends.job import StageJob, StageOutput
 from training.config import StageConfig, TrainingConfig, load_config
 from training.registry import RunRecord, RunStatus, StageResult
@@ -20,18 +20,43 @@ OnProgress = Callable[[RunStatus], None]
 def train(ws, *, backend: str = "auto", base: str | None = None, stage: str | None = None,
           max_steps: int | None = None, include_pending: bool = False, run_id: str | None = None,
           on_progress: OnProgress | None = None) -> RunRecord:
-    """Train (blocking) and return the finished run's record; raises after recording a failure."""
-    if run_id and (registry.run_dir(ws, run_id) / "run.json").is_file():
-        record = registry.get_run(ws, run_id)
+    """Train (blocking) and return the finished run's record; raises after recording a failure.
+
+    Launched as several processes (torchrun, `engrain train --processes N`), rank 0 leads the run and the
+    other ranks train each stage it hands them; on failure rank 0 exits and torchrun stops the others."""
+    if not distributed.start().main:
+        return _follow(ws)
+    record = _lead(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
+                   include_pending=include_pending, run_id=run_id, on_progress=on_progress)
+    distributed.share(record.id)     # the run is over: the other ranks return its record
+    distributed.finish()
+    return record
+
+
+def _follow(ws) -> RunRecord:
+    from training.backends.hf import train_stage
+
+    job = distributed.share()
+    while isinstance(job, StageJob):
+        train_stage(job)
+        job = distributed.share()
+    distributed.finish()
+    return registry.get_run(ws, job)
+
+
+def _lead(ws, *, backend: str, base: str | None, stage: str | None, max_steps: int | None,
+          include_pending: bool, run_id: str | None, on_progress: OnProgress | None) -> RunRecord:
+    if run_id:
+        record = registry.get_run(ws, run_id)       # an unknown or malformed id is refused, never created
         if record.state == "done":
             return record
     else:
         record = create(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
-                        include_pending=include_pending, run_id=run_id)
+                        include_pending=include_pending)
+    status = RunStatus(run_id=record.id, state="running", pid=os.getpid())
+    registry.write_status(ws, status)               # first, so no reader sees "running" beside a dead pid
     record.state, record.error = "running", None
     registry.save(ws, record)
-    status = RunStatus(run_id=record.id, state="running", pid=os.getpid())
-    registry.write_status(ws, status)
     try:
         _run(ws, record, status, on_progress)
     except BaseException as exc:
@@ -55,12 +80,36 @@ def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: 
     if max_steps is not None:
         stages = [s.model_copy(update={"max_steps": max_steps}) for s in stages]
     chosen = backend if backend != "auto" else cfg.backend
+    processes = distributed.world().size
+    if processes > 1:
+        _check_processes(chosen, cfg, processes)
+        chosen = "hf"
     cfg = cfg.model_copy(update={"stages": stages, "base": base or cfg.base, "max_steps": max_steps or cfg.max_steps,
                                  "backend": pick_backend() if chosen == "auto" else chosen})
     record = RunRecord(id=run_id or registry.new_run_id(), created_at=registry.now(),
                        base=cfg.hosted_model if cfg.backend == "hosted" else cfg.base,
                        backend=cfg.backend, include_pending=include_pending, config=cfg.model_dump())
     return registry.save(ws, record)
+
+
+def launch(ws, processes: int, backend: str, args: list[str]) -> int:
+    """Run `engrain <args>` (a train command) as `processes` local ranks under torchrun; its exit status."""
+    _check_processes(backend, load_config(ws.raw), processes)
+    return distributed.launch(processes, args)
+
+
+def main_process() -> bool:
+    """Whether this process reports to the user (rank 0, or not a multi-process run)."""
+    return distributed.world().main
+
+
+def _check_processes(backend: str, cfg: TrainingConfig, processes: int) -> None:
+    if backend not in ("auto", "hf"):
+        raise ValueError(f"multi-process training runs the hf backend (torch.distributed), not {backend!r}; "
+                         "use --backend hf or one process")
+    if cfg.batch_size < processes:
+        raise ValueError(f"batch_size {cfg.batch_size} is smaller than {processes} processes: each process "
+                         "trains on its share of every batch; raise [training] batch_size or use fewer processes")
 
 
 def pick_backend() -> str:
@@ -152,6 +201,11 @@ def _train_stage(backend: str, job: StageJob, on_step, record: RunRecord) -> Sta
         from training.backends.hf import train_stage
     import torch
 
+    if distributed.world().size > 1:
+        if backend != "hf":
+            raise ValueError(f"multi-process training runs the hf backend, and run {record.id} uses {backend}")
+        # The other ranks train the same stage; a retry on one rank alone would leave them waiting.
+        return train_stage(distributed.share(job), on_step)
     while True:
         try:
             return train_stage(job, on_step)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training import loop
+from training import distributed, loop
 from training.backends import local
 from training.backends.job import StageJob, StageOutput
 
@@ -29,7 +29,11 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
     dtype = torch.bfloat16 if (torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()) else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(str(job.base_dir))
     model = AutoModelForCausalLM.from_pretrained(str(job.base_dir), dtype=dtype, attn_implementation="sdpa")
-    device = "cuda" if cuda else "cpu"
-    model = get_peft_model(model.to(device), local.lora_config(job))
+    device = distributed.device(distributed.world())
+    sharded = distributed.world().size > 1 and job.config.parallel == "fsdp"
+    # The same seed gives the same LoRA initialisation in every process and every run.
+    torch.manual_seed(job.config.seed)
+    # fsdp moves each rank's shard to the GPU itself: the whole model need not fit on one.
+    model = get_peft_model(model if sharded else model.to(device), local.lora_config(job))
     local.load_init_adapter(model, job)
     return local.train(model, tokenizer, job, device=device, on_step=on_step)

@@ -1,7 +1,7 @@
 """What the hf and unsloth backends share once each has loaded its model: LoRA, data, the loop, saving."""
 from __future__ import annotations
 
-from training import loop
+from training import distributed, loop
 from training.backends.job import StageJob, StageOutput
 from training.data import pack, read_jsonl, tokenize
 
@@ -37,12 +37,25 @@ def train(model, tokenizer, job: StageJob, *, device: str, on_step: loop.Progres
     total = job.max_steps or loop.steps_for(len(rows), job.batch_size, job.grad_accum, job.epochs)
     settings = loop.LoopSettings(learning_rate=job.learning_rate, batch_size=job.batch_size,
                                  grad_accum=job.grad_accum, total_steps=total, seed=c.seed,
-                                 save_every=c.save_every)
+                                 save_every=c.save_every, strategy=c.parallel)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     result = loop.run(model, rows, settings, job.out_dir / "checkpoint", pad_id=pad, device=device,
                       on_step=on_step)
-    tmp = job.out_dir / "adapter.tmp"
-    model.save_pretrained(tmp)
-    tmp.rename(job.adapter_dir)
+    _save_adapter(model, job, c.parallel)
     return StageOutput(adapter=job.adapter_dir, examples=len(records), steps=total, losses=result.losses,
                        tokens_per_s=result.tokens_per_s, warnings=warnings)
+
+
+def _save_adapter(model, job: StageJob, strategy: str) -> None:
+    """Rank 0 writes the adapter (gathered from every rank first when its weights are sharded)."""
+    world = distributed.world()
+    state = None
+    if world.size > 1 and strategy == "fsdp":
+        from training.parallel import adapter_state
+
+        state = adapter_state(model)
+    if not world.main:
+        return
+    tmp = job.out_dir / "adapter.tmp"
+    model.save_pretrained(tmp, state_dict=state)
+    tmp.rename(job.adapter_dir)
