@@ -108,7 +108,7 @@ def _where(ws, conn, filters: QueueFilter) -> tuple[str, list]:
 def queue_page(ws, filters: QueueFilter, *, after: int | None = None, before: int | None = None,
                limit: int = 50) -> QueuePage:
     """A page of the filtered queue in storage order: the rows after seq `after` (or before seq `before`)."""
-    conn = review_store.connect(ws.database)
+    conn = _conn(ws)
     where, params = _where(ws, conn, filters)
     limit = max(1, min(limit, 500))
     rows = review_store.keyset_rows(conn, where, params, after=after, before=before, limit=limit)
@@ -123,7 +123,7 @@ def queue_page(ws, filters: QueueFilter, *, after: int | None = None, before: in
 
 def adjacent_example(ws, filters: QueueFilter, example_id: str, *, forward: bool = True) -> str | None:
     """The id of the queue's next (or previous) example after `example_id` under `filters`, if any."""
-    conn = review_store.connect(ws.database)
+    conn = _conn(ws)
     seq = review_store.seq_of(conn, example_id)
     if seq is None:
         return None
@@ -135,7 +135,7 @@ def adjacent_example(ws, filters: QueueFilter, example_id: str, *, forward: bool
 
 def example_version(ws, example_id: str) -> int:
     """What a decision form carries: the id of the latest decision or edit event (0 when none)."""
-    return review_store.version(review_store.connect(ws.database), example_id)
+    return review_store.version(_conn(ws), example_id)
 
 
 def _check_version(conn, example_id: str, expected: int | None) -> None:
@@ -156,7 +156,7 @@ def decide(ws, example_id: str, verdict: str, *, reviewer: str, notes: str = "",
         raise DatagenError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
     if not reviewer.strip():
         raise DatagenError("a decision needs the reviewer's name")
-    conn = review_store.connect(ws.database)
+    conn = _conn(ws)
     with store.transaction(conn):
         store.get(conn, example_id)
         _check_version(conn, example_id, expected_version)
@@ -176,8 +176,8 @@ def edit_example(ws, example_id: str, record: dict, *, reviewer: str, notes: str
     content_hash = dedup.content_hash(example)
     signature = dedup.minhash(dedup.lexical_text(example))
     vector = dedup.embed([dedup.semantic_text(example)], ws.config.embedding_model)[0]
-    index = dedup.index_for(ws.database, ws.config.minhash_threshold, ws.config.semantic_threshold)
-    conn = review_store.connect(ws.database)
+    index = _index(ws)
+    conn = _conn(ws)
     with index.lock:
         try:
             with store.transaction(conn):
@@ -249,15 +249,15 @@ def _reindex(index: dedup.Index, example_id: str, signature, vector: np.ndarray)
 
 def example_revisions(ws, example_id: str) -> list[Revision]:
     """The contents an example had before each edit, oldest first."""
-    conn = review_store.connect(ws.database)
+    conn = _conn(ws)
     return [Revision(revision=r, content_hash=h, example=Example.model_validate_json(d), review_id=e, created_at=t)
             for r, h, d, e, t in review_store.revisions(conn, example_id)]
 
 
 def nearest_examples(ws, example_id: str, k: int = 5) -> list[Neighbour]:
     """The `k` stored examples whose task (user turns) is closest to this one's, by MiniLM cosine."""
-    index = dedup.index_for(ws.database, ws.config.minhash_threshold, ws.config.semantic_threshold)
-    conn = review_store.connect(ws.database)
+    index = _index(ws)
+    conn = _conn(ws)
     with index.lock:
         index.catch_up(conn)
         row = index.row_of.get(example_id)
@@ -277,11 +277,11 @@ def nearest_examples(ws, example_id: str, k: int = 5) -> list[Neighbour]:
 def rejection_reasons(ws, limit: int = 20) -> list[tuple[str, int]]:
     """Reject decisions grouped by their notes, most frequent first."""
     return [(notes or "(no reason given)", n)
-            for notes, n in review_store.reject_reasons(review_store.connect(ws.database), limit)]
+            for notes, n in review_store.reject_reasons(_conn(ws), limit)]
 
 
 def example_generators(ws) -> list[str]:
-    return review_store.generators(review_store.connect(ws.database))
+    return review_store.generators(_conn(ws))
 
 
 def _rules_key(ws) -> str:

@@ -24,3 +24,7 @@ class WorkspaceNotFound(DatagenError):
 
 class ReviewConflict(DatagenError):
     """Someone else decided or edited the example after the form was rendered; nothing was saved."""
+
+
+class ReviewConflict(DatagenError):
+    """Someone else decided or edited the example after the form was rendered; nothing was saved."""
