@@ -7,6 +7,7 @@ from __future__ import annotations
 from datagen.brief import build_brief
 from datagen.catalog import coverage, get_example, list_examples, plan, snapshot_hash
 from datagen.config import DatasetConfig
+from datagen.database import CopyResult, MigrateResult, copy_database, migrate_database
 from datagen.desk import (EditResult, Neighbour, QueueFilter, QueueItem, QueuePage, Revision, adjacent_example, decide,
                           edit_example, example_generators, example_revisions, example_version, nearest_examples,
                           queue_page, rejection_reasons)
@@ -27,6 +28,7 @@ __all__ = [
     "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
     "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
     "nearest_examples", "queue_page", "rejection_reasons",
+    "CopyResult", "MigrateResult", "copy_database", "migrate_database",
     "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
     "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
     "nearest_examples", "queue_page", "rejection_reasons",

@@ -65,7 +65,7 @@ def build_brief(ws, category: str, count: int) -> Brief:
     if plan_entry is None:
         raise UnknownCategory(f"unknown category {category!r}; choose one of: "
                               f"{', '.join(c.name for c in ws.config.categories)}")
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     recent = store.recent(conn, category, 50)
     row = next(r for r in coverage(ws).categories if r.name == category)
     return Brief(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from datagen.errors import DatagenError
 from datagen.schema import Category, Rule
@@ -16,8 +16,17 @@ class DatasetConfig(BaseModel):
     minhash_threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard over word 3-grams")
     semantic_threshold: float = Field(0.9, gt=0, le=1, description="cosine similarity of MiniLM embeddings")
     embedding_model: str = Field("bundled", description="'bundled' (MiniLM) or a sentence-transformers path")
+    database_url: str | None = Field(None, description="postgresql://USER@HOST/DB keeps the dataset in PostgreSQL;"
+                                                       " unset: the SQLite file .engrain/engrain.db")
     categories: list[Category] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url and not url.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("must be a postgresql://USER@HOST:PORT/DB (or sqlite:///PATH) URL")
+        return url or None
 
     @model_validator(mode="after")
     def _unique_names(self) -> "DatasetConfig":
@@ -34,7 +43,7 @@ class DatasetConfig(BaseModel):
 def parse_config(raw: dict[str, Any]) -> DatasetConfig:
     """Build the dataset config from the whole parsed engrain.toml; ENGRAIN_<FIELD> env vars override [dataset]."""
     settings = dict(raw.get("dataset", {}))
-    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model"):
+    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model", "database_url"):
         value = os.environ.get(f"ENGRAIN_{field.upper()}")
         if value:
             settings[field] = value
@@ -62,6 +71,10 @@ minhash_threshold = 0.8
 semantic_threshold = 0.9
 # "bundled" uses the MiniLM shipped with engrain; any sentence-transformers folder works too.
 embedding_model = "bundled"
+# Where the dataset lives. Unset: .engrain/engrain.db (SQLite), fine for one machine and many local processes.
+# A team sharing one dataset from several machines points every workspace at one PostgreSQL database
+# (move an existing one there with `engrain db copy --to URL`):
+# database_url = "postgresql://engrain@db.internal:5432/engrain"
 
 # The plan: what the dataset should teach, and how much of each. Quotas drive `engrain coverage` and the
 # "remaining" count in every generation brief. Add, remove or rename categories freely (slugs: a-z, 0-9, -).

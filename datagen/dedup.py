@@ -188,8 +188,8 @@ _indexes: dict[tuple[str, float, float], Index] = {}
 _indexes_lock = threading.Lock()
 
 
-def index_for(db_path: Path, minhash_threshold: float, semantic_threshold: float) -> Index:
-    key = (str(db_path), minhash_threshold, semantic_threshold)
+def index_for(database: Path | str, minhash_threshold: float, semantic_threshold: float) -> Index:
+    key = (str(database), minhash_threshold, semantic_threshold)
     with _indexes_lock:
         if key not in _indexes:
             _indexes[key] = Index(minhash_threshold, semantic_threshold)

@@ -28,7 +28,7 @@ def export(ws, fmt: ExportFormat, out: Path, *, status: str = "approved", split:
         raise DatagenError(f"split must be in (0, 1], got {split}")
     out = ws.root / Path(out).expanduser()
     out = out.resolve() if force else ws.inside(out)
-    rows = list(store.iter_examples(store.connect(ws.db_path), status=status, categories=categories))
+    rows = list(store.iter_examples(store.connect(ws.database), status=status, categories=categories))
     if not rows:
         raise DatagenError(f"no {status} examples to export; check `engrain coverage` or pass --status")
     if fmt == "native":
@@ -113,7 +113,7 @@ def _export_hf(out: Path, splits: dict[str, list[Example]]) -> ExportResult:
 def _export_native(ws, out: Path, rows: list, reviews: bool) -> ExportResult:
     """One JSONL line per stored example, in commit order: ids, status, timestamps, generator and (optionally)
     review events — what `engrain import` needs to restore the workspace's dataset exactly."""
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     full = [store.get(conn, s.id) if reviews else s for s in rows]
     out.mkdir(parents=True, exist_ok=True)
     path = out / "engrain.jsonl"

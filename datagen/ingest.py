@@ -58,7 +58,7 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
     fresh = [c for c in candidates if c.example is not None]
     if not fresh:
         return [c.verdict for c in candidates]
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     known = store.ids_for_hashes(conn, [c.content_hash for c in fresh])
     for candidate in fresh:
         if candidate.content_hash in known:
@@ -69,7 +69,7 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
     vectors = dedup.embed([dedup.semantic_text(c.example) for c in fresh], config.embedding_model)
     for candidate, vector in zip(fresh, vectors):
         candidate.vector = vector
-    index = dedup.index_for(ws.db_path, config.minhash_threshold, config.semantic_threshold)
+    index = dedup.index_for(ws.database, config.minhash_threshold, config.semantic_threshold)
     with index.lock:
         try:
             with store.transaction(conn):
@@ -114,7 +114,7 @@ def _unknown_refs(ws, refs: Any) -> list[str]:
     """Citations must name stored knowledge chunks, or a reviewer cannot check what the example claims."""
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
         return [] if refs is None else ["source_refs must be a list of knowledge chunk ids (strings)"]
-    unknown = sorted(set(refs) - store.known_chunk_ids(store.connect(ws.db_path), refs))
+    unknown = sorted(set(refs) - store.known_chunk_ids(store.connect(ws.database), refs))
     return [f"source_refs names unknown knowledge chunk {ref!r}; cite ids from the brief "
             "(`engrain knowledge list`), or add the source first (`engrain knowledge add`)" for ref in unknown]
 

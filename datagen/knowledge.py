@@ -23,7 +23,7 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 def add_knowledge(ws, paths: Iterable[Path | str]) -> list[Chunk]:
     """Ingest files (directories: their text files, recursively); returns the chunks now stored for them."""
     files = _files(ws, paths)
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     added: list[Chunk] = []
     for path, source in files:
         try:
@@ -45,14 +45,14 @@ def add_knowledge(ws, paths: Iterable[Path | str]) -> list[Chunk]:
 
 
 def list_knowledge(ws) -> list[Chunk]:
-    rows = store.connect(ws.db_path).execute(
+    rows = store.connect(ws.database).execute(
         "SELECT id, source, heading, text, line_start, line_end, uses FROM chunks ORDER BY source, ordinal")
     return [_chunk(row) for row in rows]
 
 
 def take_least_used(ws, count: int) -> list[Chunk]:
     """Hand out the `count` least-used chunks and count the use, so successive briefs spread over the sources."""
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     with store.transaction(conn):
         rows = conn.execute("SELECT id, source, heading, text, line_start, line_end, uses FROM chunks"
                             " ORDER BY uses, source, ordinal LIMIT ?", (count,)).fetchall()

@@ -30,7 +30,7 @@ def review_example(ws, example_id: str, verdict: Literal["approve", "reject"], *
                    reviewer: str = "human", score: float | None = None) -> ReviewEvent:
     if verdict not in ("approve", "reject"):
         raise DatagenError(f"verdict must be 'approve' or 'reject', not {verdict!r}")
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     with store.transaction(conn):
         store.get(conn, example_id)  # raises ExampleNotFound with a hint
         return store.add_review(conn, example_id, kind="decision", verdict=verdict, reviewer=reviewer, notes=notes,
@@ -40,7 +40,7 @@ def review_example(ws, example_id: str, verdict: Literal["approve", "reject"], *
 def judge_pending(ws, model: str, *, limit: int = 20, api_base: str | None = None,
                   on_event: Callable[[ReviewEvent], None] | None = None) -> list[ReviewEvent]:
     """Ask `model` (a litellm PROVIDER/MODEL) about pending examples; its verdicts become suggestions."""
-    conn = store.connect(ws.db_path)
+    conn = store.connect(ws.database)
     events = []
     for stored in store.page(conn, category=None, status="pending", offset=0, limit=limit).items:
         example = stored.example

@@ -1,8 +1,10 @@
-"""The SQLite store (.engrain/engrain.db) that many processes write at once.
+"""The dataset store: SQLite (.engrain/engrain.db, the default) or PostgreSQL (`[dataset] database_url`).
 
-WAL lets readers run beside the one writer; every write is a `BEGIN IMMEDIATE` transaction, so the writer
-lock is taken before anything is read and a check-then-insert cannot interleave with another process's.
-synchronous=FULL makes a committed example survive power loss, not just a killed process.
+Many processes write at once. Every write is one transaction that first takes the database's single writer lock
+(SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock, see datagen/postgres.py), so a check-then-insert cannot
+interleave with another process's and rows commit in `seq` order. SQLite runs in WAL mode (readers beside the
+writer) with synchronous=FULL, so a committed example survives power loss, not just a killed process; PostgreSQL
+commits durably by default. The SQL below is SQLite's dialect; a PostgreSQL connection translates it.
 """
 from __future__ import annotations
 
@@ -13,75 +15,68 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
-from datagen.errors import ExampleNotFound
+from datagen import migrations
+from datagen.errors import DatagenError, ExampleNotFound
 from datagen.schema import Example, ExamplePage, ReviewEvent, StoredExample
 
-BUSY_TIMEOUT_MS = 120_000
+if TYPE_CHECKING:
+    from datagen.postgres import PgConnection
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS examples (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- commit order: the dedup index catches up by seq
-    id TEXT NOT NULL UNIQUE,
-    content_hash TEXT NOT NULL UNIQUE,
-    category TEXT NOT NULL,
-    status TEXT NOT NULL,
-    generator TEXT NOT NULL,
-    data TEXT NOT NULL,                      -- the Example as JSON
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    minhash BLOB NOT NULL,                   -- uint64 MinHash signature
-    embedding BLOB NOT NULL                  -- normalized float32 vector
-);
-CREATE INDEX IF NOT EXISTS examples_by_category ON examples(category, status);
-CREATE INDEX IF NOT EXISTS examples_by_status ON examples(status, seq);
-CREATE TABLE IF NOT EXISTS reviews (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    example_id TEXT NOT NULL REFERENCES examples(id),
-    kind TEXT NOT NULL,                      -- decision (changes status) | suggestion (a judge's opinion)
-    verdict TEXT NOT NULL,
-    reviewer TEXT NOT NULL,
-    notes TEXT NOT NULL,
-    score REAL,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reviews_by_example ON reviews(example_id, id);
-CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    heading TEXT NOT NULL,
-    text TEXT NOT NULL,
-    line_start INTEGER NOT NULL,
-    line_end INTEGER NOT NULL,
-    uses INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ordinal);
-"""
+BUSY_TIMEOUT_MS = 120_000
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SCHEME = "sqlite:///"
+
+Connection = Union[sqlite3.Connection, "PgConnection"]
+IntegrityError = sqlite3.IntegrityError  # what a unique-constraint violation raises on either backend
 
 _local = threading.local()
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """This thread's connection to the database, created (with its schema) on first use."""
-    key = (os.getpid(), str(db_path))
+def connect(database: Path | str) -> Connection:
+    """This thread's connection to `database` (a SQLite path or a postgresql:// URL; see `Workspace.database`),
+    opened and migrated to the latest schema on first use."""
+    key = (os.getpid(), str(database))
     connections = _local.__dict__.setdefault("connections", {})
     if key not in connections:
-        Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        with transaction(conn):
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                conn.execute(statement)
+        conn = open_database(database)
+        migrate(conn)
         connections[key] = conn
     return connections[key]
 
 
+def open_database(database: Path | str) -> Connection:
+    """A new connection (not cached, not migrated): a postgresql:// URL, a sqlite:/// URL, or a SQLite path."""
+    target = str(database)
+    if target.startswith(POSTGRES_SCHEMES):
+        from datagen.postgres import PgConnection
+
+        return PgConnection(target)
+    if "://" in target and not target.startswith(SQLITE_SCHEME):
+        raise DatagenError(f"unsupported database URL {target.split('://')[0]}://…; use postgresql://USER@HOST/DB "
+                           "or sqlite:///PATH")
+    path = Path(target.removeprefix(SQLITE_SCHEME)).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def backend(conn: Connection) -> str:
+    return "sqlite" if isinstance(conn, sqlite3.Connection) else conn.backend
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def transaction(conn: Connection) -> Iterator[Connection]:
+    """One write transaction holding the database's writer lock; rolled back on any error."""
+    if not isinstance(conn, sqlite3.Connection):
+        with conn.write_transaction():
+            yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -91,7 +86,28 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def insert_example(conn: sqlite3.Connection, *, example_id: str, content_hash: str, example: Example,
+def migrate(conn: Connection) -> list[migrations.Migration]:
+    """Apply the migrations this database lacks (all in one transaction); returns those applied."""
+    with transaction(conn):
+        conn.execute(migrations.MIGRATIONS_TABLE)
+        done = {version for (version,) in conn.execute("SELECT version FROM schema_migrations")}
+        if done and max(done) > migrations.LATEST:
+            raise DatagenError(f"the database's schema is version {max(done)}, newer than this engrain knows "
+                               f"({migrations.LATEST}); upgrade engrain on this machine")
+        pending = [m for m in migrations.MIGRATIONS if m.version not in done]
+        for migration in pending:
+            for statement in migration.statements():
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                         (migration.version, migration.name, time.time()))
+    return pending
+
+
+def schema_version(conn: Connection) -> int:
+    return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] or 0
+
+
+def insert_example(conn: Connection, *, example_id: str, content_hash: str, example: Example,
                    status: str, generator: str, minhash: bytes, embedding: bytes) -> int:
     now = time.time()
     cursor = conn.execute(
@@ -103,7 +119,7 @@ def insert_example(conn: sqlite3.Connection, *, example_id: str, content_hash: s
     return cursor.lastrowid
 
 
-def ids_for_hashes(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, str]:
+def ids_for_hashes(conn: Connection, hashes: list[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for start in range(0, len(hashes), 500):
         batch = hashes[start:start + 500]
@@ -112,11 +128,11 @@ def ids_for_hashes(conn: sqlite3.Connection, hashes: list[str]) -> dict[str, str
     return found
 
 
-def signatures_after(conn: sqlite3.Connection, seq: int) -> Iterator[tuple[int, str, bytes, bytes]]:
+def signatures_after(conn: Connection, seq: int) -> Iterator[tuple[int, str, bytes, bytes]]:
     return conn.execute("SELECT seq, id, minhash, embedding FROM examples WHERE seq > ? ORDER BY seq", (seq,))
 
 
-def add_review(conn: sqlite3.Connection, example_id: str, *, kind: str, verdict: str, reviewer: str,
+def add_review(conn: Connection, example_id: str, *, kind: str, verdict: str, reviewer: str,
                notes: str, score: float | None) -> ReviewEvent:
     now = time.time()
     cursor = conn.execute(
@@ -158,7 +174,7 @@ def _stored(row: tuple) -> StoredExample:
                          content_hash=content_hash, generator=generator, example=Example.model_validate_json(data))
 
 
-def get(conn: sqlite3.Connection, example_id: str) -> StoredExample:
+def get(conn: Connection, example_id: str) -> StoredExample:
     row = conn.execute(f"SELECT {_COLUMNS} FROM examples WHERE id = ?", (example_id,)).fetchone()
     if row is None:
         raise ExampleNotFound(f"no example with id {example_id!r}; list ids with `engrain review`")
@@ -186,7 +202,7 @@ def _filters(category: str | None, status: str | None, categories: list[str] | N
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def page(conn: sqlite3.Connection, *, category: str | None, status: str | None, offset: int,
+def page(conn: Connection, *, category: str | None, status: str | None, offset: int,
          limit: int) -> ExamplePage:
     where, params = _filters(category, status)
     total = conn.execute(f"SELECT count(*) FROM examples{where}", params).fetchone()[0]
@@ -195,24 +211,24 @@ def page(conn: sqlite3.Connection, *, category: str | None, status: str | None, 
     return ExamplePage(total=total, offset=offset, limit=limit, items=[_stored(r) for r in rows])
 
 
-def iter_examples(conn: sqlite3.Connection, *, status: str | None,
+def iter_examples(conn: Connection, *, status: str | None,
                   categories: list[str] | None = None) -> Iterator[StoredExample]:
     where, params = _filters(None, status, categories)
     for row in conn.execute(f"SELECT {_COLUMNS} FROM examples{where} ORDER BY seq", params).fetchall():
         yield _stored(row)
 
 
-def counts(conn: sqlite3.Connection) -> dict[tuple[str, str], int]:
+def counts(conn: Connection) -> dict[tuple[str, str], int]:
     return {(c, s): n for c, s, n in conn.execute(
         "SELECT category, status, count(*) FROM examples GROUP BY category, status")}
 
 
-def recent(conn: sqlite3.Connection, category: str, limit: int) -> list[Example]:
+def recent(conn: Connection, category: str, limit: int) -> list[Example]:
     rows = conn.execute("SELECT data FROM examples WHERE category = ? ORDER BY seq DESC LIMIT ?", (category, limit))
     return [Example.model_validate_json(data) for (data,) in rows]
 
 
-def content_hashes(conn: sqlite3.Connection, status: str | None) -> list[str]:
+def content_hashes(conn: Connection, status: str | None) -> list[str]:
     where, params = _filters(None, status)
     return [h for (h,) in conn.execute(f"SELECT content_hash FROM examples{where} ORDER BY content_hash", params)]
 

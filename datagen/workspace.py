@@ -36,6 +36,15 @@ class Workspace(BaseModel):
         return self.state_dir / "engrain.db"
 
     @property
+    def database(self) -> Path | str:
+        """What the store opens: the configured database URL (a relative sqlite:/// path counts from the
+        workspace root), else the SQLite file in .engrain/."""
+        url = self.config.database_url
+        if url and url.startswith("sqlite:///"):
+            return self.root / Path(url.removeprefix("sqlite:///")).expanduser()
+        return url or self.db_path
+
+    @property
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
 
@@ -112,7 +121,7 @@ def init_workspace(root: Path, *, force: bool = False, template: Path | None = N
         written.append(ignore)
     from datagen import store  # the database is created here so concurrent first writers find it ready
 
-    store.connect(state / "engrain.db")
+    store.connect(load_workspace(root).database)
     return written
 
 

@@ -7,7 +7,7 @@ import warnings
 
 import typer
 
-from engrain import cmd_dataset, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
+from engrain import cmd_dataset, cmd_db, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
 
 app = typer.Typer(
     name="engrain",
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (cmd_dataset, cmd_mcp, cmd_train, cmd_router, cmd_quickstart):
+for module in (cmd_dataset, cmd_db, cmd_mcp, cmd_train, cmd_router, cmd_quickstart):
     module.register(app)
 
 

@@ -39,3 +39,19 @@ def build_tiny_llama(out: Path) -> Path:
 def tiny_model(request) -> Path:
     folder = Path(request.config.cache.mkdir("engrain-training")) / "tiny-llama-v2"
     return folder if (folder / "config.json").is_file() else build_tiny_llama(folder)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the whole session (tests/postgres_server.py), deleted afterwards."""
+    from tests import postgres_server
+
+    server = postgres_server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres) -> str:
+    """A fresh, empty database on the session's server, for one test."""
+    return postgres.create_database(f"test_{len(postgres.databases)}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,28 @@ def cli(app):
     return run
 
 
+BACKENDS = ("sqlite", "postgresql")
+# Runs a test once per store backend: `ws` is then a workspace on SQLite, then one on the session's PostgreSQL.
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def ws(tmp_path) -> datagen.Workspace:
+def backend(request) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def ws(tmp_path, backend, request) -> datagen.Workspace:
     datagen.init_workspace(tmp_path / "proj")
+    if backend == "postgresql":
+        use_database(tmp_path / "proj", request.getfixturevalue("database_url"))
     return datagen.find_workspace(tmp_path / "proj")
+
+
+def use_database(root: Path, url: str) -> None:
+    """Point a workspace's engrain.toml at `url`, as a user does (`database_url` under [dataset])."""
+    config = root / "engrain.toml"
+    config.write_text(config.read_text().replace("[dataset]\n", f'[dataset]\ndatabase_url = "{url}"\n', 1))
 
 
 def chat(user: str, answer: str, category: str = "problem-solving", **extra) -> dict:
@@ -161,3 +180,32 @@ def fake_openai(monkeypatch):
     yield start
     for server in servers:
         server.close()
+
+
+def integrity_problems(ws) -> list[str]:
+    """SQLite: PRAGMA integrity_check; PostgreSQL: amcheck (heap and every B-tree index of the dataset tables)."""
+    if ws.config.database_url is None:
+        with sqlite3.connect(ws.db_path) as conn:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return [] if result == "ok" else [result]
+    import psycopg
+
+    with psycopg.connect(ws.config.database_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        problems = [str(row) for table in ("examples", "reviews", "chunks")
+                    for row in conn.execute("SELECT * FROM verify_heapam(%s::regclass)", (table,))]
+        conn.execute("SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                     " JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'"
+                     " AND i.indrelid IN ('examples'::regclass, 'reviews'::regclass, 'chunks'::regclass)")
+    return problems
+
+
+def query(ws, sql: str) -> list[tuple]:
+    """Rows of a plain SELECT, read with the backend's own client (sqlite3 or psycopg), not through datagen."""
+    if ws.config.database_url is None:
+        with sqlite3.connect(ws.db_path) as conn:
+            return conn.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(ws.config.database_url) as conn:
+        return conn.execute(sql).fetchall()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import datagen
-from tests.datagen.conftest import tool_example, varied
+from tests.datagen.conftest import both_backends, tool_example, varied
 
 CATEGORIES = ("craftsmanship", "code-review", "collaboration")
 
@@ -64,6 +64,7 @@ def openai_format_errors(rows: list[dict]) -> Counter:
     return errors
 
 
+@both_backends
 def test_openai_export_passes_openai_fine_tuning_file_checks(filled):
     result = datagen.export(filled, "openai", filled.root / "out" / "openai")
 
@@ -74,6 +75,7 @@ def test_openai_export_passes_openai_fine_tuning_file_checks(filled):
     assert any("tools" in row for row in train + valid)
 
 
+@both_backends
 def test_split_is_stratified_by_category_and_seeded(filled):
     first = datagen.export(filled, "openai", filled.root / "a", split=0.8, seed=7)
     again = datagen.export(filled, "openai", filled.root / "b", split=0.8, seed=7)
@@ -89,6 +91,7 @@ def test_split_is_stratified_by_category_and_seeded(filled):
     assert Counter(category_of[user] for user in valid_users(first)) == {c: 2 for c in CATEGORIES}
 
 
+@both_backends
 def test_mlx_export_is_read_by_mlx_lm_dataset_loader(filled):
     from mlx_lm.tuner import datasets
     from transformers import AutoTokenizer
@@ -111,6 +114,7 @@ def test_mlx_export_is_read_by_mlx_lm_dataset_loader(filled):
             assert 0 < offset < len(tokens)
 
 
+@both_backends
 def test_mlx_export_gives_each_assistant_turn_its_own_example(filled):
     result = datagen.export(filled, "mlx", filled.root / "mlx", split=1.0)
 
@@ -121,6 +125,7 @@ def test_mlx_export_gives_each_assistant_turn_its_own_example(filled):
     assert "tool_calls" in trajectory[0]["messages"][-1]
 
 
+@both_backends
 def test_hf_export_loads_with_load_from_disk(filled):
     from datasets import load_from_disk
 
@@ -133,6 +138,7 @@ def test_hf_export_loads_with_load_from_disk(filled):
     assert row["messages"][1]["tool_calls"][0]["function"]["name"] == "Grep"
 
 
+@both_backends
 @pytest.mark.parametrize("fmt", ["openai", "sharegpt", "alpaca"])
 def test_export_then_import_round_trips(filled, fmt, tmp_path):
     result = datagen.export(filled, fmt, filled.root / fmt, split=1.0, status="all")
@@ -152,6 +158,7 @@ def test_export_then_import_round_trips(filled, fmt, tmp_path):
     assert len(verdicts) == (31 if fmt == "alpaca" else 32) and result.skipped == (1 if fmt == "alpaca" else 0)
 
 
+@both_backends
 def test_export_refuses_paths_outside_the_workspace_unless_forced(filled, tmp_path, cli):
     outside = tmp_path / "elsewhere"
     refused = cli("export", "--format", "openai", "--out", outside, "-w", filled.root)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import datagen
-from tests.datagen.conftest import GREP_TOOL, chat, tool_example, write_jsonl
+from tests.datagen.conftest import GREP_TOOL, both_backends, chat, tool_example, write_jsonl
 
 
 def _bad_tool_example(**changes) -> dict:
@@ -60,6 +60,7 @@ def _mixed_file(tmp_path):
     return write_jsonl(tmp_path / "mixed.jsonl", records)
 
 
+@both_backends
 def test_mixed_file_reports_every_malformed_example_and_keeps_every_valid_one(ws, cli, tmp_path):
     result = cli("import", _mixed_file(tmp_path), "--json", "--category", "problem-solving", "-w", ws.root)
 
@@ -79,6 +80,7 @@ def test_mixed_file_reports_every_malformed_example_and_keeps_every_valid_one(ws
     assert datagen.get_example(ws, verdicts[2]["id"]).example.category == "craftsmanship"
 
 
+@both_backends
 def test_a_malformed_example_reports_all_its_problems_at_once(ws):
     example = tool_example()
     example["messages"][0]["content"] = ""
@@ -94,6 +96,7 @@ def test_a_malformed_example_reports_all_its_problems_at_once(ws):
         assert phrase in reasons
 
 
+@both_backends
 def test_human_output_names_each_rejection_and_the_exit_status_is_zero_when_all_pass(ws, cli, tmp_path):
     bad = cli("import", _mixed_file(tmp_path), "--category", "problem-solving", "-w", ws.root)
     assert bad.exit_code == 1
@@ -132,6 +135,7 @@ def test_alpaca_json_array_and_rule_failures(tmp_path, cli):
     assert stored.messages[0].content == "How do I undo my last pushed commit?\n\non a shared branch"
 
 
+@both_backends
 def test_tool_schema_declared_in_sharegpt_is_converted_and_checked(ws):
     record = {"conversations": [
         {"from": "human", "value": "Find the retry loop."},

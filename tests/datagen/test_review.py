@@ -6,9 +6,10 @@ import json
 import pytest
 
 import datagen
-from tests.datagen.conftest import varied
+from tests.datagen.conftest import both_backends, varied
 
 
+@both_backends
 def test_approve_and_reject_from_the_cli_are_recorded_as_events(ws, cli):
     first, second, third = datagen.submit(ws, [varied(1), varied(2), varied(3)])
 
@@ -28,6 +29,7 @@ def test_approve_and_reject_from_the_cli_are_recorded_as_events(ws, cli):
     assert craft == {"name": "craftsmanship", "quota": 100, "approved": 1, "pending": 0, "rejected": 2}
 
 
+@both_backends
 def test_review_lists_pending_examples_in_pages(ws, cli):
     verdicts = datagen.submit(ws, [varied(i) for i in range(5)])
 
@@ -41,6 +43,7 @@ def test_review_lists_pending_examples_in_pages(ws, cli):
     assert json.loads(shown.stdout)["example"]["category"] == "craftsmanship"
 
 
+@both_backends
 def test_unknown_example_id_is_a_clear_error(ws, cli):
     result = cli("review", "--approve", "ex_doesnotexist", "-w", ws.root)
     assert result.exit_code == 2
@@ -49,6 +52,7 @@ def test_unknown_example_id_is_a_clear_error(ws, cli):
         datagen.review_example(ws, "ex_doesnotexist", "approve")
 
 
+@both_backends
 def test_coverage_table_and_plot(ws, cli, tmp_path):
     datagen.submit(ws, [varied(1), varied(2)], status="approved")
     plot = tmp_path / "coverage.png"
@@ -60,6 +64,7 @@ def test_coverage_table_and_plot(ws, cli, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@both_backends
 def test_snapshot_hash_changes_only_with_the_approved_set(ws):
     [a] = datagen.submit(ws, [varied(1)], status="approved")
     before = datagen.snapshot_hash(ws)
