@@ -20,6 +20,7 @@ from datagen import dedup, store
 from datagen.errors import DatagenError
 from datagen.formats import PREFIX_KEY, FormatError, native_row, read_records, to_canonical
 from datagen.schema import Example, StoredExample, Verdict
+from datagen.untrusted import record_problem
 from datagen.validate import validate
 
 IMPORT_BATCH = 32
@@ -89,6 +90,10 @@ def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
     if isinstance(record, FormatError):
         verdict.reasons = [str(record)]
         return _Candidate(verdict)
+    problem = None if isinstance(record, Example) else record_problem(record)
+    if problem:
+        verdict.reasons = [problem]
+        return _Candidate(verdict)
     if isinstance(record, dict) and record.get(PREFIX_KEY):
         verdict.skipped = True
         verdict.reasons = ["a per-turn prefix written by an mlx export; its whole conversation is a later record"]
@@ -96,7 +101,7 @@ def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
     try:
         native = native_row(record) if isinstance(record, dict) else None
         raw = record.wire() if isinstance(record, Example) else to_canonical(record)
-    except (FormatError, TypeError, ValueError, AttributeError) as exc:
+    except (FormatError, TypeError, ValueError, AttributeError, RecursionError) as exc:
         verdict.reasons = [f"cannot read this record: {exc}"]
         return _Candidate(verdict)
     if category and not raw.get("category"):

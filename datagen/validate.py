@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from datagen.config import DatasetConfig
 from datagen.rules import FENCE, check_rules
 from datagen.schema import Example, Message
+from datagen.toolschema import BUDGET_S, OverBudget, Unresolvable, argument_errors, budget, schema_problem
+from datagen.untrusted import record_problem
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -33,10 +35,11 @@ def validate(record: dict[str, Any], config: DatasetConfig) -> tuple[Example | N
     messages = [message for _, message in numbered]
     if len(messages) == len(record["messages"]):
         reasons += _order(messages)
-    for number, message in numbered:
-        reasons += _calls(number, message, tools)
-        if message.role == "assistant" and message.content:
-            reasons += _fences(number, message.content)
+    with budget():
+        for number, message in numbered:
+            reasons += _calls(number, message, tools)
+            if message.role == "assistant" and message.content:
+                reasons += _fences(number, message.content)
     length = sum(len(m.content or "") + sum(len(c.function.arguments) for c in m.tool_calls or []) for m in messages)
     if length > config.max_chars:
         reasons.append(f"too long: {length} characters, the limit is {config.max_chars} ([dataset] max_chars)")
@@ -121,6 +124,10 @@ def _tools(raw: Any) -> tuple[dict[str, dict], list[str]]:
             reasons.append(f"tool {number} needs {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}")
             continue
         schema = function.get("parameters") or {"type": "object"}
+        problem = schema_problem(schema)
+        if problem:
+            reasons.append(f"tool {function['name']!r} parameters: {problem}")
+            continue
         try:
             jsonschema.validators.validator_for(schema).check_schema(schema)
         except jsonschema.SchemaError as exc:
@@ -143,17 +150,33 @@ def _calls(number: int, message: Message, tools: dict[str, dict]) -> list[str]:
         except json.JSONDecodeError as exc:
             reasons.append(f"{where} ({name}) arguments are not JSON: {exc.msg} at column {exc.colno}")
             continue
+        except RecursionError:
+            arguments = None
+        problem = record_problem(arguments) if arguments is not None else "nested too deeply to read"
+        if problem:
+            reasons.append(f"{where} ({name}) arguments: {problem}")
+            continue
         if not isinstance(arguments, dict):
             reasons.append(f"{where} ({name}) arguments must be a JSON object")
             continue
         if name in tools:
-            validator = jsonschema.validators.validator_for(tools[name])(tools[name])
-            for error in sorted(validator.iter_errors(arguments), key=lambda e: list(e.path)):
-                path = "/".join(map(str, error.path)) or "arguments"
-                reasons.append(f"{where} ({name}) {path}: {error.message}")
+            reasons += _argument_reasons(f"{where} ({name})", tools[name], arguments)
     ids = [c.id for c in message.tool_calls or []]
     reasons += [f"message {number} repeats tool call id {i!r}" for i in sorted({i for i in ids if ids.count(i) > 1})]
     return reasons
+
+
+def _argument_reasons(where: str, schema: dict, arguments: dict) -> list[str]:
+    try:
+        errors = argument_errors(schema, arguments)
+    except OverBudget:
+        return [f"{where}: checking the arguments against the tool's schema took over {BUDGET_S:g} s (the budget "
+                "per example); simplify the schema"]
+    except Unresolvable as exc:
+        return [f"{where}: the tool's schema has a $ref that does not resolve within it ({exc})"]
+    except RecursionError:
+        return [f"{where}: the tool's schema refers to itself without end"]
+    return [f"{where} {'/'.join(map(str, e.path)) or 'arguments'}: {e.message}" for e in errors]
 
 
 def _fences(number: int, content: str) -> list[str]:
@@ -185,6 +208,8 @@ def parse_error(language: str, code: str) -> str:
         return f"line {exc.lineno}: {exc.msg}"
     except tomllib.TOMLDecodeError as exc:
         return str(exc)
+    except RecursionError:
+        return "nested too deeply to parse"
     except Exception as exc:  # yaml.YAMLError, kept import-free so yaml stays optional
         return str(exc).splitlines()[0]
     return ""

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from datagen.config import DEFAULT_TOML, DatasetConfig, parse_config
+from datagen import safefs
 from datagen.errors import DatagenError, PathOutsideWorkspace, WorkspaceNotFound
 
 CONFIG_NAME = "engrain.toml"
@@ -73,6 +74,9 @@ def load_workspace(root: Path) -> Workspace:
         raise WorkspaceNotFound(f"no {CONFIG_NAME} in {root}; run `engrain init` there first") from None
     except tomllib.TOMLDecodeError as exc:
         raise DatagenError(f"{path} is not valid TOML ({exc}); fix it and run the command again") from exc
+    except UnicodeDecodeError as exc:
+        raise DatagenError(f"{path} is not text (invalid UTF-8 at byte {exc.start}); restore it from version "
+                           "control, or move it away and run `engrain init`") from None
     (root / STATE_NAME).mkdir(exist_ok=True)
     return Workspace(root=root, config=parse_config(raw), raw=raw)
 
@@ -110,14 +114,16 @@ def init_workspace(root: Path, *, force: bool = False, template: Path | None = N
             if not present & tomllib.loads(fragment).keys():
                 text = text.rstrip("\n") + "\n\n" + fragment.strip("\n") + "\n"
         parse_config(tomllib.loads(text))  # refuse to write a file that the next command cannot read
-        config_path.write_text(text, encoding="utf-8")
+        with safefs.open_for_write(root, config_path, force=True) as handle:
+            handle.write(text)
         written.append(config_path)
     state = root / STATE_NAME
     state.mkdir(exist_ok=True)
     ignore = state / ".gitignore"
     if not ignore.exists():
         # The database and caches are machine state, not source: keep them out of the user's commits.
-        ignore.write_text("*\n", encoding="utf-8")
+        with safefs.open_for_write(root, ignore, force=False) as handle:
+            handle.write("*\n")
         written.append(ignore)
     from datagen import store  # the database is created here so concurrent first writers find it ready
 

@@ -7,6 +7,7 @@ import warnings
 
 import typer
 
+from engrain import failures
 from engrain import cmd_dataset, cmd_db, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
 
 app = typer.Typer(
@@ -28,4 +29,11 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for noisy in ("torchao", "torch.utils._pytree"):  # optional-kernel and deprecation chatter at import time
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    app()
+    try:
+        app()
+    except Exception as exc:
+        message = failures.describe(exc)
+        if message is None:
+            raise
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise SystemExit(1) from None

@@ -159,7 +159,8 @@ def export(
     split: float = typer.Option(0.9, "--split", help="Share of each category that goes to train."),
     seed: int = typer.Option(0, "--seed", help="Shuffle seed for the split."),
     category: Optional[list[str]] = typer.Option(None, "--category", "-c", help="Only these categories."),
-    force: bool = typer.Option(False, "--force", help="Allow an output directory outside the workspace."),
+    force: bool = typer.Option(False, "--force",
+                               help="Allow an output directory outside the workspace, and overwrite existing files."),
     reviews: bool = typer.Option(True, "--reviews/--no-reviews", help="native: include the review history."),
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:

@@ -259,7 +259,7 @@ def _check_batch(examples: list[dict[str, Any]]) -> None:
     if len(examples) > MAX_BATCH:
         raise ToolError(f"{len(examples)} examples in one call; send at most {MAX_BATCH} per call")
     for i, ex in enumerate(examples):
-        size = len(json.dumps(ex, ensure_ascii=False).encode())
+        size = len(json.dumps(ex, ensure_ascii=False).encode(errors="surrogatepass"))  # bad text gets its verdict later
         if size > MAX_EXAMPLE_BYTES:
             raise ToolError(
                 f"example {i} is {size:,} bytes of JSON; the limit is {MAX_EXAMPLE_BYTES:,} bytes per example "

@@ -7,10 +7,13 @@ chat template and a plain ByteLevel decoder (see save_tokenizer).
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BUNDLED = "smollm2"
@@ -35,6 +38,7 @@ def resolve(spec: str, cache_dir: Path) -> Path:
             raise BaseModelError(f"base model {spec!r}: no such GGUF file")
         return _from_gguf(path.resolve(), cache_dir)
     if (path / "config.json").is_file():
+        _check_config(path / "config.json")
         return path.resolve()
     try:
         from huggingface_hub import snapshot_download
@@ -49,12 +53,49 @@ def resolve(spec: str, cache_dir: Path) -> Path:
         "hub model id already downloaded to this machine; engrain never downloads models at run time")
 
 
+def _check_config(config: Path) -> None:
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaseModelError(f"{config} cannot be read as JSON ({exc}); restore the model folder or pick another "
+                             "--base") from None
+    if not isinstance(data, dict) or not (data.get("model_type") or data.get("architectures")):
+        raise BaseModelError(f"{config} names no model_type or architectures, so it is not a model config; restore "
+                             "the model folder or pick another --base")
+
+
+@contextmanager
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """One writer at a time in the base-model cache: two trainings started together (two MCP `train` calls) would
+    otherwise both convert the same model and the second would find the folder taken."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _from_gguf(gguf: Path, cache_dir: Path) -> Path:
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:10]
     out = cache_dir / "base" / f"{gguf.stem}-{key}"
     if (out / "config.json").is_file():
         return out
+    with cache_lock(cache_dir):
+        if (out / "config.json").is_file():     # converted by the run we waited for
+            return out
+        try:
+            _convert_gguf(gguf, out)
+        except Exception as exc:  # the GGUF readers raise struct, key, index and value errors for a damaged file
+            raise BaseModelError(f"base model {gguf} cannot be read as a GGUF model ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else 'truncated file?'}); check the file "
+                                 "or pick another --base") from exc
+    return out
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -70,7 +111,6 @@ def _from_gguf(gguf: Path, cache_dir: Path) -> Path:
     save_tokenizer(AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), tmp, chat_template=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     os.replace(tmp, out)
-    return out
 
 
 def save_tokenizer(tokenizer, folder: Path, *, chat_template: str | None) -> None:
@@ -98,12 +138,19 @@ def fix_decoder(tokenizer_json: Path) -> None:
 
 def prepare(base_dir: Path, out: Path) -> Path:
     """A folder with `base_dir`'s weights (linked) and its tokenizer carrying our chat template."""
+    if (out / "config.json").is_file():
+        return out
+    with cache_lock(out.parent.parent):
+        if not (out / "config.json").is_file():
+            _prepare(base_dir, out)
+    return out
+
+
+def _prepare(base_dir: Path, out: Path) -> None:
     from transformers import AutoTokenizer
 
     from training.chat import CHAT_TEMPLATE
 
-    if (out / "config.json").is_file():
-        return out
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -113,4 +160,3 @@ def prepare(base_dir: Path, out: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     save_tokenizer(tokenizer, tmp, chat_template=CHAT_TEMPLATE)
     os.replace(tmp, out)
-    return out

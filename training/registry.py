@@ -3,6 +3,7 @@ status.json (live progress, rewritten every step). Both are replaced atomically 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
@@ -69,7 +70,14 @@ def runs_dir(ws) -> Path:
     return Path(ws.state_dir) / "runs"
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
 def run_dir(ws, run_id: str) -> Path:
+    """The run's folder; an id that is not a plain name (a path, '..') is refused before any path is built."""
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or ".." in run_id:
+        raise RunNotFound(f"{run_id!r} is not a run id (letters, digits, '.', '_' and '-', no paths); "
+                          "see `engrain models` for the runs there are")
     return runs_dir(ws) / run_id
 
 
@@ -95,18 +103,41 @@ def save(ws, record: RunRecord) -> RunRecord:
 
 def get_run(ws, run_id: str) -> RunRecord:
     path = run_dir(ws, run_id) / "run.json"
-    if "/" in run_id or run_id.startswith(".") or not path.is_file():
+    if not path.is_file():
         known = ", ".join(r.id for r in list_runs(ws)[:5]) or "none yet"
         raise RunNotFound(f"no training run {run_id!r} in {runs_dir(ws)} (recent: {known}); see `engrain models`")
-    return RunRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    return _settled(ws, RunRecord.model_validate_json(path.read_text(encoding="utf-8")))
 
 
 def list_runs(ws) -> list[RunRecord]:
     """Every run, newest first."""
     root = runs_dir(ws)
-    records = [RunRecord.model_validate_json(p.read_text(encoding="utf-8"))
+    records = [_settled(ws, RunRecord.model_validate_json(p.read_text(encoding="utf-8")))
                for p in root.glob("*/run.json")] if root.is_dir() else []
     return sorted(records, key=lambda r: r.id, reverse=True)
+
+
+def _settled(ws, record: RunRecord) -> RunRecord:
+    """A run still marked queued or running whose process is gone (kill -9, a crash, a reboot) is recorded as
+    failed the first time anyone reads it, so the registry never claims a dead run is training."""
+    if record.state not in ("queued", "running"):
+        return record
+    path = runs_dir(ws) / record.id / "status.json"
+    try:
+        status = RunStatus.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return record
+    if not status.pid or _alive(status.pid):
+        return record
+    record.state = "failed"
+    record.error = (f"the training process {status.pid} ended without finishing (killed?); see "
+                    f"{runs_dir(ws) / record.id / 'train.log'} and resume with `engrain train --resume {record.id}`")
+    try:
+        save(ws, record)
+        write_status(ws, status.model_copy(update={"state": "failed", "error": record.error}))
+    except OSError:
+        pass  # a read-only registry still reads as failed; the next writable read records it
+    return record
 
 
 def write_status(ws, status: RunStatus) -> None:
