@@ -28,3 +28,7 @@ class ReviewConflict(DatagenError):
 
 class ReviewConflict(DatagenError):
     """Someone else decided or edited the example after the form was rendered; nothing was saved."""
+
+
+class ReviewConflict(DatagenError):
+    """Someone else decided or edited the example after the form was rendered; nothing was saved."""
