@@ -17,6 +17,8 @@ from datagen.export import export
 from datagen.generate import GenerateResult, generate
 from datagen.ingest import import_file, submit
 from datagen.knowledge import add_knowledge, list_knowledge
+from datagen.knowledge import remap as remap_knowledge
+from datagen.knowledge import tag as tag_knowledge
 from datagen.review import judge_pending, review_example
 from datagen.rules import check_rules, load_rules
 from datagen.schema import (Brief, Category, CategoryCoverage, Chunk, Coverage, Example, ExamplePage, ExportResult,
@@ -40,5 +42,6 @@ __all__ = [
     "ReviewEvent", "Rule", "RuleResult", "StoredExample", "ToolCall", "UnknownCategory", "Verdict", "Workspace",
     "WorkspaceNotFound", "add_knowledge", "build_brief", "check_rules", "coverage", "export", "find_workspace",
     "generate", "get_example", "import_file", "init_workspace", "judge_pending", "list_examples",
-    "list_knowledge", "load_rules", "load_workspace", "plan", "review_example", "snapshot_hash", "submit", "validate_example",
+    "list_knowledge", "load_rules", "load_workspace", "plan", "remap_knowledge", "review_example", "snapshot_hash",
+    "submit", "tag_knowledge", "validate_example",
 ]

@@ -73,7 +73,7 @@ def build_brief(ws, category: str, count: int) -> Brief:
         description=plan_entry.description,
         guidance=plan_entry.guidance.strip(),
         rules=[r for r in ws.config.rules if "*" in r.categories or category in r.categories],
-        knowledge=knowledge.take_least_used(ws, KNOWLEDGE_PER_BRIEF),
+        knowledge=knowledge.take_least_used(ws, KNOWLEDGE_PER_BRIEF, category),
         format=FORMAT,
         sample=_sample(conn, category, recent),
         tools=_tools(recent),

@@ -78,32 +78,31 @@ embedding_model = "bundled"
 
 # The plan: what the dataset should teach, and how much of each. Quotas drive `engrain coverage` and the
 # "remaining" count in every generation brief. Add, remove or rename categories freely (slugs: a-z, 0-9, -).
+# The default follows the project's seed plan: seven categories, 2,525 examples in all.
+#
+# Knowledge chunks are mapped to the categories they serve, and a brief hands out only its category's chunks:
+# `sources` (globs over knowledge source paths, e.g. ["rules/tools.md", "skills/tdd/*"]) and `keywords` (whole
+# words in a chunk) claim chunks; chunks neither claims go to the nearest description. After editing the plan,
+# run `engrain knowledge map`; `engrain knowledge tag CHUNK -c CATEGORY [--remove]` overrides one mapping.
 
 [[plan.categories]]
 name = "tool-use"
-quota = 150
-description = "Calling the agent's tools well: the right tool, valid arguments, reading results before acting."
+quota = 600
+description = "Calling the agent's tools well, semantic code navigation included: the right tool, valid arguments, reading results before acting."
+keywords = ["Grep", "Glob", "Read", "Edit", "Bash", "tool call", "tool calls"]
 guidance = """
 Show a realistic task that needs one or more tool calls (search, read, edit, run). Declare every tool the
 example uses in "tools" with a JSON schema, and make each call's arguments satisfy it. Follow each call with
 its result (role "tool", matching tool_call_id), then an assistant turn that uses what came back. Prefer
-searching before editing, batching independent calls, and quoting paths and line numbers from results.
-"""
-
-[[plan.categories]]
-name = "code-navigation"
-quota = 100
-description = "Finding code by meaning: symbols, call sites, definitions and data flow in an unfamiliar repo."
-guidance = """
-Start from a question a developer would ask ("where is the retry policy decided?") and show the assistant
-narrowing down: search for symbols, follow definitions and references, and answer with file:line anchors.
-Vary languages and repository shapes. The answer should explain why that location is the right one.
+finding code by meaning (symbols, definitions, references) over blind text search, batch independent calls in
+one turn, and answer with file:line anchors quoted from the results.
 """
 
 [[plan.categories]]
 name = "skills-workflows"
-quota = 120
+quota = 400
 description = "Following the project's named workflows: brainstorming, test-driven development, systematic debugging."
+keywords = ["skill", "workflow", "brainstorm"]
 guidance = """
 Each example walks one workflow from the project's sources step by step: brainstorm options before
 choosing; write a failing test, make it pass, refactor; reproduce, isolate, fix, and verify a bug. Name the
@@ -112,8 +111,8 @@ step being taken, and do not skip the verification at the end.
 
 [[plan.categories]]
 name = "agentic-planning"
-quota = 100
-description = "Planning and exploring before acting: breaking work down, ordering it, checking assumptions."
+quota = 450
+description = "Agentic work on multi-step tasks: exploring and planning before acting, TDD and debugging loops, checking assumptions."
 guidance = """
 Give a multi-step task. The assistant explores just enough to plan, writes a short ordered plan with how
 each step will be verified, then starts on step one. Show plans being revised when something new is found.
@@ -121,7 +120,7 @@ each step will be verified, then starts on step one. Show plans being revised wh
 
 [[plan.categories]]
 name = "craftsmanship"
-quota = 100
+quota = 300
 description = "Writing code that stays easy to change: DRY, SOLID, small functions, careful refactoring."
 guidance = """
 Show a concrete change done well: extracting duplicated logic, splitting a class with two jobs, naming
@@ -130,7 +129,7 @@ things for what they hold, refactoring under passing tests. Include the code; ex
 
 [[plan.categories]]
 name = "collaboration"
-quota = 80
+quota = 250
 description = "Working with the human: clarifying questions, progress updates, admitting uncertainty."
 guidance = """
 Show the assistant asking one precise question when a request is ambiguous, reporting what it did and what
@@ -139,7 +138,7 @@ is left, and saying plainly when it is unsure or was wrong. Keep the tone direct
 
 [[plan.categories]]
 name = "problem-solving"
-quota = 80
+quota = 275
 description = "Reasoning tools for hard problems: root-cause analysis, the scale game, inversion, simplification."
 guidance = """
 Pick a problem where the obvious fix is wrong. Show the assistant finding the root cause (not the symptom),
@@ -148,7 +147,7 @@ trying extremes of scale, inverting the question, or simplifying until the probl
 
 [[plan.categories]]
 name = "code-review"
-quota = 80
+quota = 250
 description = "Reviewing changes: correctness first, then clarity, tests and risk, with actionable comments."
 guidance = """
 Present a diff or snippet and a review that finds the real issues (bugs, missing tests, unsafe edges)

@@ -93,6 +93,7 @@ class Chunk(BaseModel):
     line_start: int
     line_end: int
     uses: int = 0
+    categories: list[str] = Field(default_factory=list, description="plan categories this chunk serves")
 
 
 class Category(BaseModel):
@@ -100,6 +101,8 @@ class Category(BaseModel):
     description: str = ""
     quota: int = Field(default=100, ge=0)
     guidance: str = ""
+    sources: list[str] = Field(default_factory=list, description="globs over knowledge source paths it draws on")
+    keywords: list[str] = Field(default_factory=list, description="words that tie a knowledge chunk to it")
 
 
 RuleKind = Literal["starts_with", "regex_must", "regex_must_not", "not_name", "max_chars", "min_chars",

@@ -97,21 +97,58 @@ def knowledge_add(
 
 
 @knowledge_app.command("list")
-def knowledge_list(workspace: Optional[Path] = WorkspaceOption) -> None:
-    """Show every chunk: id, source and lines, heading, how often briefs have handed it out."""
+def knowledge_list(
+    category: Optional[str] = typer.Option(None, "--category", "-c", help="Only chunks serving this category."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON chunk per line (text included)."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Show every chunk: id, source and lines, heading, the categories it serves, how often briefs handed it out."""
     from datagen import list_knowledge
 
     with _reported():
-        chunks = list_knowledge(_workspace(workspace))
+        chunks = [c for c in list_knowledge(_workspace(workspace)) if category is None or category in c.categories]
+    if as_json:
+        for chunk in chunks:
+            print(chunk.model_dump_json())
+        return
     table = Table()
     table.add_column("id", no_wrap=True)
     table.add_column("source")
     table.add_column("lines", no_wrap=True)
     table.add_column("heading")
+    table.add_column("categories")
     table.add_column("uses")
     for chunk in chunks:
-        table.add_row(chunk.id, chunk.source, f"{chunk.line_start}-{chunk.line_end}", chunk.heading, str(chunk.uses))
+        table.add_row(chunk.id, escape(chunk.source), f"{chunk.line_start}-{chunk.line_end}", escape(chunk.heading),
+                      ", ".join(chunk.categories) or "-", str(chunk.uses))
     console.print(table)
+
+
+@knowledge_app.command("tag")
+def knowledge_tag(
+    chunk: str = typer.Argument(..., help="Chunk id (see `engrain knowledge list`)."),
+    category: str = typer.Option(..., "--category", "-c", help="The plan category it serves (or does not)."),
+    remove: bool = typer.Option(False, "--remove", help="Take the chunk out of the category instead."),
+    workspace: Optional[Path] = WorkspaceOption,
+) -> None:
+    """Edit which categories a chunk serves; your edits win over the automatic mapping and survive `map`."""
+    from datagen import tag_knowledge
+
+    with _reported():
+        updated = tag_knowledge(_workspace(workspace), chunk, category, remove=remove)
+    console.print(f"{updated.id} serves: {', '.join(updated.categories) or 'no category'}", highlight=False,
+                  markup=False)
+
+
+@knowledge_app.command("map")
+def knowledge_map(workspace: Optional[Path] = WorkspaceOption) -> None:
+    """Re-map every chunk to the plan's categories (run it after editing categories, sources or keywords)."""
+    from datagen import remap_knowledge
+
+    with _reported():
+        chunks = remap_knowledge(_workspace(workspace))
+    unmapped = sum(not c.categories for c in chunks)
+    console.print(f"{len(chunks)} chunks mapped; {unmapped} serve no category", highlight=False)
 
 
 def import_(

@@ -107,7 +107,7 @@ hosted_poll_seconds = 10.0                   # how often to ask the hosted API a
 # Curriculum: stages run in order, each starting from the previous stage's adapter.
 # [[training.stages]]
 # name = "tool-use"
-# categories = ["tool-use", "code-navigation"]
+# categories = ["tool-use"]
 # max_steps = 100
 # [[training.stages]]
 # name = "agentic"

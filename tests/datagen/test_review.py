@@ -26,7 +26,7 @@ def test_approve_and_reject_from_the_cli_are_recorded_as_events(ws, cli):
         ("approve", "human", "checked by hand"), ("reject", "ana", "on second thought")]
     coverage = json.loads(cli("coverage", "--json", "-w", ws.root).stdout)
     craft = next(c for c in coverage["categories"] if c["name"] == "craftsmanship")
-    assert craft == {"name": "craftsmanship", "quota": 100, "approved": 1, "pending": 0, "rejected": 2}
+    assert craft == {"name": "craftsmanship", "quota": 300, "approved": 1, "pending": 0, "rejected": 2}
 
 
 @both_backends
@@ -60,7 +60,7 @@ def test_coverage_table_and_plot(ws, cli, tmp_path):
     result = cli("coverage", "--plot", plot, "-w", ws.root)
 
     assert result.exit_code == 0
-    assert "craftsmanship" in result.stdout and "2%" in result.stdout
+    assert "craftsmanship" in result.stdout and "1%" in result.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -43,7 +43,7 @@ def _call_without_text() -> dict:
                 {"pattern": "from billing.v1 import", "path": "src"})}}]},
         {"role": "tool", "tool_call_id": "call_7", "content": "src/invoices.py:3\nsrc/refunds.py:5"},
         {"role": "assistant", "content": "Two: invoices.py and refunds.py; both need the v2 client."}],
-        "tools": [GREP_TOOL], "category": "code-navigation"}
+        "tools": [GREP_TOOL], "category": "tool-use"}
 
 
 def _multi_turn(refs: list[str]) -> dict:

@@ -9,8 +9,10 @@ import pytest
 import datagen
 from tests.datagen.conftest import QUICKSTART, chat, engrain
 
-SEED_CATEGORIES = ["tool-use", "code-navigation", "skills-workflows", "agentic-planning", "craftsmanship",
-                   "collaboration", "problem-solving", "code-review"]
+# The seed plan (issue 14): seven categories, 2,525 examples; semantic navigation is part of tool use (seed 000).
+SEED_CATEGORIES = ["tool-use", "skills-workflows", "agentic-planning", "craftsmanship", "collaboration",
+                   "problem-solving", "code-review"]
+SEED_TOTAL = 2525
 
 
 def test_init_writes_the_default_plan_and_is_idempotent(tmp_path, cli):
@@ -20,16 +22,17 @@ def test_init_writes_the_default_plan_and_is_idempotent(tmp_path, cli):
     config = tomllib.loads((root / "engrain.toml").read_text())
     assert [c["name"] for c in config["plan"]["categories"]] == SEED_CATEGORIES
     assert all(c["quota"] > 0 and c["description"] and c["guidance"] for c in config["plan"]["categories"])
+    assert sum(c["quota"] for c in config["plan"]["categories"]) == SEED_TOTAL
     assert "rules" not in config
     assert (root / ".engrain" / "engrain.db").exists()
 
-    (root / "engrain.toml").write_text((root / "engrain.toml").read_text().replace("quota = 150", "quota = 7"))
+    (root / "engrain.toml").write_text((root / "engrain.toml").read_text().replace("quota = 600", "quota = 7"))
     again = cli("init", root)
     assert "already an engrain workspace" in again.stdout
     assert "quota = 7" in (root / "engrain.toml").read_text()
 
     forced = cli("init", root, "--force")
-    assert "wrote" in forced.stdout and "quota = 150" in (root / "engrain.toml").read_text()
+    assert "wrote" in forced.stdout and "quota = 600" in (root / "engrain.toml").read_text()
 
 
 def test_init_from_the_quickstart_template_keeps_its_plan_and_rules(tmp_path, cli):
@@ -100,7 +103,7 @@ def test_knowledge_add_list_and_re_add_a_changed_file(ws, cli):
     assert {c.source for c in chunks} == {"docs/CLAUDE.md"}
     assert "not a heading" in chunks[1].text
 
-    datagen.build_brief(ws, "tool-use", 1)  # hands out chunks: their use counts go up
+    datagen.build_brief(ws, chunks[0].categories[0], 1)  # hands out its category's chunks: their use counts go up
     guide.write_text(SOURCE.replace("Keep files under 300 lines.", "Keep files under 200 lines."))
     datagen.add_knowledge(ws, [guide])
     after = datagen.list_knowledge(ws)
@@ -114,6 +117,8 @@ def test_knowledge_add_list_and_re_add_a_changed_file(ws, cli):
 def test_briefs_hand_out_least_used_knowledge_first(ws):
     (ws.root / "notes.md").write_text("\n\n".join(f"# Note {i}\n\nBody {i}." for i in range(9)))
     datagen.add_knowledge(ws, [ws.root / "notes.md"])
+    for chunk in datagen.list_knowledge(ws):  # briefs draw only from their category's chunks
+        datagen.tag_knowledge(ws, chunk.id, "collaboration")
 
     first = datagen.build_brief(ws, "collaboration", 5)
     second = datagen.build_brief(ws, "collaboration", 5)
@@ -134,7 +139,7 @@ def test_brief_carries_plan_rules_sample_tools_avoid_and_remaining(tmp_path):
 
     assert brief.category == "code-review" and brief.guidance and brief.description
     assert [r.name for r in brief.rules] == ["say-why"]
-    assert brief.remaining == 79 and brief.count == 3
+    assert brief.remaining == 249 and brief.count == 3
     assert brief.avoid == ["Review `x = x + 1` in a hot loop."]
     assert brief.sample["category"] == "code-review"
     assert {"Grep", "Read", "Edit", "Bash"} <= {t["function"]["name"] for t in brief.tools}
