@@ -27,12 +27,6 @@ from datagen.validate import validate_example
 from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace
 
 __all__ = [
-    "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
-    "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
-    "nearest_examples", "queue_page", "rejection_reasons",
-    "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
-    "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
-    "nearest_examples", "queue_page", "rejection_reasons",
     "CopyResult", "MigrateResult", "copy_database", "migrate_database",
     "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
     "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",

@@ -24,11 +24,3 @@ class WorkspaceNotFound(DatagenError):
 
 class ReviewConflict(DatagenError):
     """Someone else decided or edited the example after the form was rendered; nothing was saved."""
-
-
-class ReviewConflict(DatagenError):
-    """Someone else decided or edited the example after the form was rendered; nothing was saved."""
-
-
-class ReviewConflict(DatagenError):
-    """Someone else decided or edited the example after the form was rendered; nothing was saved."""

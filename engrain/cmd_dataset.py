@@ -289,26 +289,6 @@ def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> N
         raise typer.Exit(2) from None
 
 
-def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> None:
-    from server.web import ExposureError, serve
-
-    try:
-        serve(ws, host=host, port=port, token=token)
-    except ExposureError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> None:
-    from server.web import ExposureError, serve
-
-    try:
-        serve(ws, host=host, port=port, token=token)
-    except ExposureError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
 def generate(
     category: str = typer.Option(..., "--category", "-c"),
     count: int = typer.Option(10, "--count", "-n", min=1),
