@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -67,15 +68,28 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
     typer.echo(f"engrain router on http://{host}:{port}  (tiers: "
                + ", ".join(f"{t.name}={'/'.join(t.models)}" for t in cfg.tiers) + ")", err=True)
     if workers > 1:
-        os.environ["ENGRAIN_ROUTER_CONFIG_JSON"] = cfg.model_dump_json()
-        if api_key:
-            os.environ["ENGRAIN_API_KEY"] = api_key
-        uvicorn.run("router.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level="warning")
+        with tempfile.TemporaryDirectory(prefix="engrain-router-") as scratch:
+            _share_between_workers(cfg, Path(scratch), port)
+            os.environ["ENGRAIN_ROUTER_CONFIG_JSON"] = cfg.model_dump_json()
+            if api_key:
+                os.environ["ENGRAIN_API_KEY"] = api_key
+            uvicorn.run("router.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level="warning")
         return
     from router.app import create_app
 
     uvicorn.run(create_app(cfg, api_key=api_key), host=host, port=port, log_level="warning")
+
+
+def _share_between_workers(cfg, scratch: Path, port: int) -> None:
+    """The workers share cooldowns through the router's SQLite file (the workspace's .engrain/router.db, else
+    one in `scratch`) and answer /metrics for the whole server (router/fleet.py)."""
+    from router import fleet
+
+    root = _workspace_root()
+    state = root / ".engrain" if root else scratch
+    cfg.cooldown_db = cfg.cooldown_db or state / "router.db"
+    fleet.prepare_metrics_dir(state / f"router-metrics-{port}")
 
 
 router_app = typer.Typer(help="Train, calibrate, score and evaluate the router's scorer.", no_args_is_help=True)

@@ -76,6 +76,8 @@ class RouterConfig(_Strict):
     backoff_s: float = 0.25                    # first retry delay, doubled each time
     timeout_s: float = 120.0                   # connect + first byte (whole call when not streaming)
     cooldown_s: float = 30.0                   # a deployment that exhausted its retries is skipped this long
+    cooldown_db: Path | None = None            # SQLite file a fleet's workers share cooldowns through (serve --workers)
+    redis_url: str | None = None               # routers on several machines share cooldowns here (redis://host:6379/0)
     max_body_mb: float = 20.0
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from router import providers
+from router import fleet, providers
 from router.config import RouterConfig
 from router.errors import ProviderError, RouterError
 from router.metrics import Metrics
@@ -30,7 +30,8 @@ class Engine:
     def __init__(self, cfg: RouterConfig, metrics: Metrics) -> None:
         self.cfg = cfg
         self.metrics = metrics
-        self.cooling: dict[str, float] = {}          # deployment -> monotonic time it may be used again
+        # deployment -> monotonic time it may be used again; shared by a fleet's workers (router/fleet.py)
+        self.cooling = fleet.cooldowns(cfg.redis_url, cfg.cooldown_db)
 
     def cooldown_left(self, name: str) -> float:
         return max(0.0, self.cooling.get(name, 0.0) - time.monotonic())

@@ -1,11 +1,13 @@
 """Prometheus metrics, one registry per app (requests, tokens, latency, fallbacks, cost vs always-strong).
 
-With several uvicorn workers each worker counts its own requests; set PROMETHEUS_MULTIPROC_DIR for totals.
+With several workers (`engrain serve --workers N`) prometheus_client runs in multiprocess mode (router/fleet.py):
+each worker's samples go to files under PROMETHEUS_MULTIPROC_DIR and /metrics merges them, counters summed.
 """
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from router import fleet
 from router.config import RouterConfig
 
 _LATENCY = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -44,4 +46,12 @@ class Metrics:
                                             + completion_tokens * price.cost_per_mtok_out) / 1e6)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """This process's metrics, or with several workers the whole server's."""
+        folder = fleet.metrics_dir()
+        if folder is None:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=str(folder))
+        return generate_latest(merged)
