@@ -16,6 +16,7 @@ from datagen.errors import (DatagenError, ExampleNotFound, PathOutsideWorkspace,
 from datagen.export import export
 from datagen.generate import GenerateResult, generate
 from datagen.ingest import import_file, submit
+from datagen.judge import Judge, JudgeError
 from datagen.knowledge import add_knowledge, list_knowledge
 from datagen.knowledge import remap as remap_knowledge
 from datagen.knowledge import tag as tag_knowledge
@@ -32,7 +33,8 @@ __all__ = [
     "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
     "nearest_examples", "queue_page", "rejection_reasons",
     "Brief", "Category", "CategoryCoverage", "Chunk", "Coverage", "DatagenError", "DatasetConfig", "Example",
-    "ExampleNotFound", "ExamplePage", "ExportResult", "GenerateResult", "Message", "PathOutsideWorkspace",
+    "ExampleNotFound", "ExamplePage", "ExportResult", "GenerateResult", "Judge", "JudgeError", "Message",
+    "PathOutsideWorkspace",
     "ReviewEvent", "Rule", "RuleResult", "StoredExample", "ToolCall", "UnknownCategory", "Verdict", "Workspace",
     "WorkspaceNotFound", "add_knowledge", "build_brief", "check_rules", "coverage", "export", "find_workspace",
     "generate", "get_example", "import_file", "init_workspace", "judge_pending", "list_examples",

@@ -18,6 +18,9 @@ class DatasetConfig(BaseModel):
     embedding_model: str = Field("bundled", description="'bundled' (MiniLM) or a sentence-transformers path")
     database_url: str | None = Field(None, description="postgresql://USER@HOST/DB keeps the dataset in PostgreSQL;"
                                                        " unset: the SQLite file .engrain/engrain.db")
+    judge_model: str | None = Field(None, description="litellm PROVIDER/MODEL that grades `judge` rules when "
+                                                     "examples are validated")
+    judge_api_base: str | None = None
     categories: list[Category] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
 
@@ -43,7 +46,8 @@ class DatasetConfig(BaseModel):
 def parse_config(raw: dict[str, Any]) -> DatasetConfig:
     """Build the dataset config from the whole parsed engrain.toml; ENGRAIN_<FIELD> env vars override [dataset]."""
     settings = dict(raw.get("dataset", {}))
-    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model", "database_url"):
+    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model", "database_url",
+                  "judge_model", "judge_api_base"):
         value = os.environ.get(f"ENGRAIN_{field.upper()}")
         if value:
             settings[field] = value
@@ -157,7 +161,11 @@ before style, cites lines, and proposes concrete fixes. Praise only what is spec
 # Rules are machine-checked behaviours. They validate every example of the categories they name and score
 # the fine-tuned model's replies in training's behaviour eval. The default plan has none: derive them from
 # your own sources (CLAUDE.md, rules files). Kinds: starts_with, regex_must, regex_must_not, not_name,
-# max_chars, min_chars, max_code_lines. Example:
+# max_chars, min_chars, max_code_lines; tool_preferred (tool = "FindSymbol", instead_of = ["Grep"]: the
+# first of them called is `tool`), parallel_tool_calls (independent calls in one turn; value = how many),
+# tool_before_answer (the reply's first message calls a tool, or `tool`); judge (a model grades the reply
+# against `description`: set judge_model = "PROVIDER/MODEL" in [dataset] for validation, --judge for eval).
+# Example:
 #
 # [[rules]]
 # name = "run-tests-before-done"

@@ -106,7 +106,7 @@ class Category(BaseModel):
 
 
 RuleKind = Literal["starts_with", "regex_must", "regex_must_not", "not_name", "max_chars", "min_chars",
-                   "max_code_lines"]
+                   "max_code_lines", "judge", "tool_preferred", "parallel_tool_calls", "tool_before_answer"]
 
 
 class Rule(BaseModel):
@@ -119,6 +119,8 @@ class Rule(BaseModel):
     categories: list[str] = Field(default_factory=lambda: ["*"])
     when_user: str = ""
     when_reply: str = ""
+    tool: str = ""                     # tool_preferred: the tool to use; tool_before_answer: the one to call first
+    instead_of: list[str] = Field(default_factory=list)   # tool_preferred: tools it should not reach for first
 
     @model_validator(mode="after")
     def _patterns_compile(self) -> "Rule":
@@ -131,6 +133,10 @@ class Rule(BaseModel):
             raise ValueError(f"rule {self.name!r}: kind {self.kind} needs a pattern")
         if self.kind == "not_name" and not self.terms:
             raise ValueError(f"rule {self.name!r}: kind not_name needs terms")
+        if self.kind == "judge" and not self.description.strip():
+            raise ValueError(f"rule {self.name!r}: kind judge needs a description (what the judge grades against)")
+        if self.kind == "tool_preferred" and not (self.tool and self.instead_of):
+            raise ValueError(f"rule {self.name!r}: kind tool_preferred needs tool and instead_of")
         return self
 
 

@@ -11,6 +11,7 @@ import jsonschema
 from pydantic import ValidationError
 
 from datagen.config import DatasetConfig
+from datagen.judge import Judge, JudgeError, litellm_judge
 from datagen.rules import FENCE, check_rules
 from datagen.schema import Example, Message
 from datagen.toolschema import BUDGET_S, OverBudget, Unresolvable, argument_errors, budget, schema_problem
@@ -19,8 +20,10 @@ from datagen.untrusted import record_problem
 ROLES = ("system", "user", "assistant", "tool")
 
 
-def validate(record: dict[str, Any], config: DatasetConfig) -> tuple[Example | None, list[str]]:
-    """(the example, []) when it is usable, else (None, every reason it is not)."""
+def validate(record: dict[str, Any], config: DatasetConfig,
+             judge: Judge | None = None) -> tuple[Example | None, list[str]]:
+    """(the example, []) when it is usable, else (None, every reason it is not). `judge` grades judge rules
+    (default: datagen's litellm client on [dataset] judge_model)."""
     if not isinstance(record.get("messages"), list) or not record["messages"]:
         return None, ["'messages' must be a non-empty list of {role, content} objects"]
     reasons: list[str] = []
@@ -49,14 +52,24 @@ def validate(record: dict[str, Any], config: DatasetConfig) -> tuple[Example | N
     elif config.category(category) is None:
         reasons.append(f"unknown category {category!r}; the plan has: {', '.join(c.name for c in config.categories)}")
     else:
-        reasons += [f"rule {r.name!r} failed: {r.detail}" for r in check_rules(config.rules, messages, category)
-                    if r.applicable and not r.passed]
+        reasons += _rule_reasons(config, messages, category, judge)
     if reasons:
         return None, reasons
     try:
         return Example.model_validate({**record, "messages": messages}), []
     except ValidationError as exc:
         return None, [_pydantic_reason("example", e) for e in exc.errors()]
+
+
+def _rule_reasons(config: DatasetConfig, messages: list[Message], category: str,
+                  judge: Judge | None) -> list[str]:
+    if judge is None and config.judge_model and any(r.kind == "judge" for r in config.rules):
+        judge = litellm_judge(config.judge_model, config.judge_api_base)
+    try:
+        results = check_rules(config.rules, messages, category, judge)
+    except JudgeError as exc:
+        return [f"not judged, so not accepted: {exc}"]
+    return [f"rule {r.name!r} failed: {r.detail}" for r in results if r.applicable and not r.passed]
 
 
 def _message(number: int, raw: Any) -> tuple[Message | None, list[str]]:
@@ -228,10 +241,10 @@ def _pydantic_reason(where: str, error: dict[str, Any]) -> str:
     return f"{where} {location}: {error['msg']}" if location else f"{where}: {error['msg']}"
 
 
-def validate_example(ws, record: dict[str, Any], *, rules: bool = True) -> list[str]:
+def validate_example(ws, record: dict[str, Any], *, rules: bool = True, judge: Judge | None = None) -> list[str]:
     """Every reason `record` is unusable in this workspace ([] when it is fine), storing nothing.
 
     `rules=False` checks structure only (roles, tool calls against their schemas, code fences, category) — what
     training's eval uses to judge a model's tool calls apart from its content rules."""
     config = ws.config if rules else ws.config.model_copy(update={"rules": []})
-    return validate(record, config)[1]
+    return validate(record, config, judge)[1]

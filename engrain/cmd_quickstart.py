@@ -37,6 +37,8 @@ def eval_(
     seed: int = typer.Option(0, "--seed"),
     max_tokens: int = typer.Option(200, "--max-tokens"),
     as_json: bool = typer.Option(False, "--json", help="Print the report's headline as JSON on stdout."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="Router deployment (a [[router.models]] name in "
+                                        "engrain.toml) that grades `judge` rules."),
     workspace: Optional[Path] = WorkspaceOption,
 ) -> None:
     """Replay held-out prompts: base with the system prompt vs base and fine-tuned without it, scored by the rules."""
@@ -46,7 +48,7 @@ def eval_(
         ws = _workspace(workspace)
         try:
             report, paths = _run_eval(ws, run_id, prompts, seed=seed, max_tokens=max_tokens,
-                                      base_with_prompt=base_with_prompt)
+                                      base_with_prompt=base_with_prompt, judge=judge)
         except RunNotFound as exc:
             raise _error(str(exc).strip("'\"")) from None
     _show_eval(report, paths)
@@ -54,10 +56,12 @@ def eval_(
         print(json.dumps(report.headline()))
 
 
-def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens: int, base_with_prompt: bool):
+def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens: int, base_with_prompt: bool,
+              judge: Optional[str] = None):
     import router
     import training
     from training import eval as evaluation
+    from training import judging
 
     record = training.get_run(ws, run_id)
     finetuned = record.artifacts.get("gguf") or record.artifacts.get("gguf_f16")
@@ -82,8 +86,13 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
         if done["n"] % 10 == 0 or done["n"] == total:
             console.print(f"  eval: {done['n']}/{total} answers", highlight=False)
 
+    grader = None
+    if judge:
+        deployment = judging.find_deployment(router.load_config(ws.config_path), judge)
+        grader = judging.router_judge(deployment, Path(ws.state_dir) / "judge-cache.jsonl")
     report = evaluation.evaluate(ws, run_id, base=base, finetuned=tuned, prompts=items, seed=seed,
-                                 max_tokens=max_tokens, base_with_prompt=base_with_prompt, on_answer=tick)
+                                 max_tokens=max_tokens, base_with_prompt=base_with_prompt, judge=grader,
+                                 on_answer=tick)
     paths = evaluation.write_report(report, Path(ws.state_dir) / "runs" / run_id)
     return report, paths
 
@@ -104,8 +113,21 @@ def _show_eval(report, paths: dict[str, Path]) -> None:
                       "—" if arm.tool_call_validity is None else f"{arm.tool_call_validity:.0%}",
                       f"{arm.prompt_tokens_mean:.0f}")
     console.print(table)
+    _show_rules(report)
     console.print(f"prompt tokens saved: {report.prompt_tokens_saved_pct:.1%}; report: {paths['markdown']}, "
                   f"{paths['plot']}", highlight=False)
+
+
+def _show_rules(report) -> None:
+    from training.eval_report import cell, headline_sentence
+
+    table = Table(title="Per rule: passes/applicable = rate [95% interval]", title_justify="left")
+    for column in ("rule", "status", *(arm.arm.replace("_", " ") for arm in report.arms)):
+        table.add_column(column)
+    for v in report.rules:
+        table.add_row(v.rule, v.status, *(cell(v.arms.get(arm.arm)) for arm in report.arms))
+    console.print(table)
+    console.print(headline_sentence(report).replace("**", ""), highlight=False)
 
 
 def quickstart(

@@ -4,6 +4,7 @@ Public surface: the config models and loader, the app factory, one blocking chat
 training's eval), the bundled GGUF, and the TOML fragment `engrain init` appends.
 """
 from router.config import TOML_TEMPLATE, ModelConfig, RouterConfig, bundled_gguf, load_config
+from router.errors import ProviderError
 from router.providers import ChatResult, chat
 
 
@@ -13,5 +14,5 @@ def create_app(config=None, **kwargs):  # noqa: ANN001, ANN201 - imports FastAPI
     return _create_app(config, **kwargs)
 
 
-__all__ = ["TOML_TEMPLATE", "ChatResult", "ModelConfig", "RouterConfig", "bundled_gguf", "chat", "create_app",
-           "load_config"]
+__all__ = ["TOML_TEMPLATE", "ChatResult", "ModelConfig", "ProviderError", "RouterConfig", "bundled_gguf", "chat",
+           "create_app", "load_config"]

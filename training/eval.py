@@ -16,8 +16,11 @@ from pydantic import BaseModel, Field
 
 import datagen
 import router
+from training import eval_report
+from training.eval_stats import RuleVerdict, macro, rule_stat, verdict
 
 ARMS = ("base_with_prompt", "base_without_prompt", "finetuned_without_prompt")
+TUNED = ARMS[2]
 
 
 class EvalPrompt(BaseModel):
@@ -56,40 +59,89 @@ class EvalReport(BaseModel):
     arms: list[ArmSummary]
     answers: list[Answer]
     prompt_tokens_saved_pct: float    # finetuned-without vs base-with, in [0, 1]
+    rules: list[RuleVerdict] = Field(default_factory=list)   # every workspace rule, in engrain.toml order
+    behaviours_transferred: int = 0
+    macro_adherence: dict[str, float | None] = Field(default_factory=dict)   # arm -> mean over substantive rules
 
     def arm(self, name: str) -> ArmSummary | None:
         return next((a for a in self.arms if a.arm == name), None)
 
-    def headline(self) -> dict[str, float | None]:
+    def headline(self) -> dict[str, Any]:
         def value(name: str) -> float | None:
             summary = self.arm(name)
             return summary.adherence if summary else None
 
+        def named(status: str) -> list[str]:
+            return [v.rule for v in self.rules if v.status == status]
+
+        applicable = [v.arms[TUNED].applicable for v in self.rules if v.substantive and TUNED in v.arms]
         return {"adherence_base_with_prompt": value("base_with_prompt"),
                 "adherence_base_without_prompt": value("base_without_prompt"),
                 "adherence_finetuned_without_prompt": value("finetuned_without_prompt"),
-                "prompt_tokens_saved_pct": self.prompt_tokens_saved_pct}
+                "prompt_tokens_saved_pct": self.prompt_tokens_saved_pct,
+                "behaviours_transferred": self.behaviours_transferred,
+                "substantive_rules": sum(v.substantive for v in self.rules),
+                "rules_transferred": named("transferred"), "rules_not_transferred": named("not transferred"),
+                "rules_held_without_training": named("held without training"),
+                "rules_applied_to_no_prompt": named("applied to no prompt"),
+                **{f"macro_adherence_{arm}": rate for arm, rate in self.macro_adherence.items()},
+                "min_applicable_prompts_finetuned": min(applicable) if applicable else 0}
 
 
 def load_prompts(path: Path) -> list[EvalPrompt]:
-    """JSONL of {"prompt", "category"?, "tools"?}, or any example file (its first user turn is the prompt)."""
+    """Any prompt file: JSONL (or a JSON array) of {"prompt", "category"?, "tools"?}, of example records (chat
+    `messages`, ShareGPT `conversations` or Alpaca `instruction`: the first user turn is the prompt), or plain
+    text with one prompt per line. A prompt without a category is scored by the rules that apply to every one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise datagen.DatagenError(f"cannot read prompts from {path}: {exc}") from None
+    records = _records(path, text)
     prompts = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise datagen.DatagenError(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if "prompt" not in record and record.get("messages"):
-            user = next((m.get("content") for m in record["messages"] if m.get("role") == "user"), None)
-            record = {"prompt": user, "category": record.get("category"), "tools": record.get("tools")}
+    for number, record in records:
+        record = _as_prompt(record)
         if not isinstance(record.get("prompt"), str) or not record["prompt"].strip():
-            raise datagen.DatagenError(f"{path}:{number}: needs a non-empty \"prompt\" string")
-        prompts.append(EvalPrompt.model_validate(record))
+            raise datagen.DatagenError(f"{path}:{number}: needs a non-empty \"prompt\" string (or a user turn)")
+        try:
+            prompts.append(EvalPrompt.model_validate(record))
+        except ValueError as exc:
+            raise datagen.DatagenError(f"{path}:{number}: {str(exc).splitlines()[-1].strip()}") from None
     if not prompts:
         raise datagen.DatagenError(f"{path} holds no prompts")
     return prompts
+
+
+def _records(path: Path, text: str) -> list[tuple[int, Any]]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            return list(enumerate(json.loads(text), 1))
+        except json.JSONDecodeError as exc:
+            raise datagen.DatagenError(f"{path}: not a JSON array ({exc.msg} at line {exc.lineno})") from None
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not stripped.startswith("{"):
+        return [(n, {"prompt": line.strip()}) for n, line in lines]
+    records = []
+    for number, line in lines:
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise datagen.DatagenError(f"{path}:{number}: not JSON ({exc.msg})") from None
+    return records
+
+
+def _as_prompt(record: Any) -> dict[str, Any]:
+    if isinstance(record, str):
+        return {"prompt": record}
+    if not isinstance(record, dict) or "prompt" in record:
+        return record if isinstance(record, dict) else {}
+    turns = record.get("messages") or record.get("conversations") or []
+    user = next((t.get("content", t.get("value")) for t in turns if isinstance(t, dict)
+                 and t.get("role", t.get("from")) in ("user", "human")), None)
+    if user is None and isinstance(record.get("instruction"), str):
+        user = "\n\n".join(part for part in (record["instruction"], record.get("input") or "") if part)
+    return {"prompt": user, "category": record.get("category"), "tools": record.get("tools")}
 
 
 def system_prompt(ws: datagen.Workspace) -> str:
@@ -103,7 +155,8 @@ def system_prompt(ws: datagen.Workspace) -> str:
 
 def evaluate(ws: datagen.Workspace, run_id: str, *, base: router.ModelConfig, finetuned: router.ModelConfig,
              prompts: list[EvalPrompt], seed: int = 0, max_tokens: int = 200, base_with_prompt: bool = True,
-             on_answer: Callable[[Answer], None] | None = None) -> EvalReport:
+             judge: datagen.Judge | None = None, on_answer: Callable[[Answer], None] | None = None) -> EvalReport:
+    """`judge` grades the workspace's `judge` rules (see training.judging.router_judge)."""
     rules = datagen.load_rules(ws)
     system = system_prompt(ws)
     arms = [("base_without_prompt", base, False), ("finetuned_without_prompt", finetuned, False)]
@@ -116,7 +169,7 @@ def evaluate(ws: datagen.Workspace, run_id: str, *, base: router.ModelConfig, fi
             messages.append({"role": "user", "content": item.prompt})
             result = router.chat(model, messages, max_tokens=max_tokens, temperature=0.0, seed=seed,
                                  tools=item.tools)
-            answer = _score(ws, rules, arm, index, item, result)
+            answer = _score(ws, rules, arm, index, item, result, judge)
             answers.append(answer)
             if on_answer:
                 on_answer(answer)
@@ -130,13 +183,25 @@ def evaluate(ws: datagen.Workspace, run_id: str, *, base: router.ModelConfig, fi
         saved = max(0.0, 1.0 - tuned.prompt_tokens_mean / reference.prompt_tokens_mean)
     system_tokens = int(reference.prompt_tokens_mean - by_arm["base_without_prompt"].prompt_tokens_mean) \
         if reference else 0
+    verdicts = _verdicts(rules, [arm for arm, _, _ in arms], answers)
     return EvalReport(run_id=run_id, seed=seed, max_tokens=max_tokens, prompts=prompts,
                       system_prompt_tokens=system_tokens, arms=summaries, answers=answers,
-                      prompt_tokens_saved_pct=round(saved, 4))
+                      prompt_tokens_saved_pct=round(saved, 4), rules=verdicts,
+                      behaviours_transferred=sum(bool(v.transferred) for v in verdicts),
+                      macro_adherence={arm: macro(verdicts, arm) for arm, _, _ in arms})
+
+
+def _verdicts(rules: list, arms: list[str], answers: list[Answer]) -> list[RuleVerdict]:
+    out = []
+    for rule in rules:
+        stats = {arm: rule_stat([a.rules[rule.name] for a in answers if a.arm == arm and rule.name in a.rules])
+                 for arm in arms}
+        out.append(verdict(rule.name, rule.kind, rule.description, stats))
+    return out
 
 
 def _score(ws: datagen.Workspace, rules: list, arm: str, index: int, item: EvalPrompt,
-           result: router.ChatResult) -> Answer:
+           result: router.ChatResult, judge: datagen.Judge | None = None) -> Answer:
     calls = [{"id": f"call_{n}", "type": "function",
               "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
              for n, c in enumerate(result.tool_calls)]
@@ -144,7 +209,7 @@ def _score(ws: datagen.Workspace, rules: list, arm: str, index: int, item: EvalP
     if calls:
         assistant["tool_calls"] = calls
     conversation = [{"role": "user", "content": item.prompt}, assistant]
-    checks = datagen.check_rules(rules, conversation, item.category)
+    checks = datagen.check_rules(rules, conversation, item.category, judge)
     valid = None
     if item.tools:
         # Structural validity only (declared tool, arguments satisfy its schema); content rules are scored above.
@@ -175,56 +240,6 @@ def write_report(report: EvalReport, out_dir: Path, *, samples: int = 5) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "eval.json", "markdown": out_dir / "eval.md", "plot": out_dir / "eval.png"}
     paths["json"].write_text(report.model_dump_json(indent=2), encoding="utf-8")
-    paths["markdown"].write_text(_markdown(report, samples), encoding="utf-8")
-    _plot(report, paths["plot"])
+    paths["markdown"].write_text(eval_report.markdown(report, samples), encoding="utf-8")
+    eval_report.plot(report, paths["plot"])
     return paths
-
-
-def _markdown(report: EvalReport, samples: int) -> str:
-    rules = sorted({name for arm in report.arms for name in arm.per_rule})
-    lines = [f"# Behaviour eval — run {report.run_id}", "",
-             f"{len(report.prompts)} held-out prompts, greedy, seed {report.seed}, max {report.max_tokens} tokens. "
-             f"System prompt: {report.system_prompt_tokens} tokens. "
-             f"Prompt tokens saved by the fine-tune: {report.prompt_tokens_saved_pct:.1%}.", "",
-             "| arm | system prompt | adherence | prompts fully adherent | tool calls valid | prompt tokens |"
-             + "".join(f" {r} |" for r in rules),
-             "|---|---|---|---|---|---|" + "---|" * len(rules)]
-    for arm in report.arms:
-        tools = "—" if arm.tool_call_validity is None else f"{arm.tool_call_validity:.0%}"
-        lines.append(f"| {arm.arm} | {'yes' if arm.with_system_prompt else 'no'} | {arm.adherence:.1%} | "
-                     f"{arm.prompts_fully_adherent:.1%} | {tools} | {arm.prompt_tokens_mean:.0f} |"
-                     + "".join(f" {arm.per_rule[r]:.0%} |" if r in arm.per_rule else " — |" for r in rules))
-    lines += ["", "## Answers side by side", ""]
-    names = [arm.arm for arm in report.arms]
-    for index, item in enumerate(report.prompts[:samples]):
-        lines += [f"### {index + 1}. {item.prompt}", ""]
-        for name in names:
-            answer = next(a for a in report.answers if a.arm == name and a.prompt_index == index)
-            failed = [rule for rule, ok in answer.rules.items() if not ok]
-            verdict = "follows every rule" if not failed else "breaks " + ", ".join(failed)
-            lines += [f"**{name}** ({verdict}):", "", "> " + answer.text.strip().replace("\n", "\n> "), ""]
-    return "\n".join(lines) + "\n"
-
-
-def _plot(report: EvalReport, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rules = sorted({name for arm in report.arms for name in arm.per_rule}) + ["overall"]
-    width = 0.8 / len(report.arms)
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rules)), 4))
-    for n, arm in enumerate(report.arms):
-        values = [arm.per_rule.get(rule, 0.0) for rule in rules[:-1]] + [arm.adherence]
-        ax.bar([i + n * width for i in range(len(rules))], values, width, label=arm.arm.replace("_", " "))
-    ax.set_xticks([i + width * (len(report.arms) - 1) / 2 for i in range(len(rules))], rules, rotation=20,
-                  ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("adherence")
-    ax.set_title(f"Rule adherence — run {report.run_id} "
-                 f"({report.prompt_tokens_saved_pct:.0%} fewer prompt tokens)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
