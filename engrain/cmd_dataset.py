@@ -49,10 +49,16 @@ def init(
     template: Optional[str] = typer.Option(None, "--template",
                                            help="A workspace directory whose engrain.toml to copy, or 'quickstart'."),
     claude: bool = typer.Option(False, "--claude", help="Also register the MCP server for Claude Code."),
+    router: Optional[str] = typer.Option(None, "--router", metavar="URL",
+                                         help="With --claude: the project's Claude Code goes through the router at "
+                                              "URL (.claude/settings.json env)."),
 ) -> None:
     """Write engrain.toml (commented, with the default plan) and .engrain/; safe to run again."""
     from datagen import init_workspace
 
+    if router and not claude:
+        errors.print("[red]error:[/red] --router configures Claude Code: use it with --claude", highlight=False)
+        raise typer.Exit(2)
     fragments = []
     try:
         from training import TOML_TEMPLATE as training_toml  # until training exports it, init writes no [training]
@@ -77,7 +83,11 @@ def init(
     if claude:
         from server import register_for_claude_code
 
-        result = register_for_claude_code(directory.resolve())
+        with _reported():
+            result = register_for_claude_code(directory.resolve(), router_url=router)
+        if router:
+            console.print(f"Claude Code in {directory.resolve()} now goes through the router at {router} "
+                          "(.claude/settings.json)", highlight=False)
         if result:
             console.print(str(result), highlight=False)
 

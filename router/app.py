@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import providers
-from router.config import RouterConfig, load_config
+from router.config import ModelConfig, RouterConfig, load_config
 from router.convert import AnthropicStream, anthropic_event, from_anthropic, from_openai, openai_chunk, \
     openai_event, to_anthropic
 from router.engine import Attempted, Engine
@@ -23,6 +23,9 @@ from router.errors import ProviderError, RouterError, error_body
 from router.guard import Guard, api_of
 from router.metrics import Metrics
 from router.policy import Decision, decide, estimate_tokens
+from router.providers import anthropic as anthropic_provider
+from router.providers.anthropic import Native, Relay, usage_of
+from router.statuses import CountStatuses
 from router.schemas import ChatCompletionRequest, MessagesRequest, RouteRequest
 from router.scoring import Scorer
 
@@ -62,6 +65,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
     app = FastAPI(title="engrain router", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.config, app.state.engine, app.state.metrics, app.state.scorer = cfg, engine, metrics, scorer
     app.add_middleware(Guard, api_key=api_key, max_body=int(cfg.max_body_mb * 1024 * 1024))
+    app.add_middleware(CountStatuses, counter=metrics.responses)     # outermost: sees every status
 
     def fail(api: str, status: int, message: str, code: str | None = None,
              headers: dict[str, str] | None = None) -> JSONResponse:
@@ -86,20 +90,28 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         decision.chain = engine.order(decision.chain)
         return decision
 
+    async def native_of(request: Request) -> Native:
+        # the body as parsed at the door (cached on the request), so it passes through with every field
+        return Native(await request.json(),
+                      {k: v for k, v in request.headers.items() if k.startswith("anthropic-")})
+
+    def engine_timeout(m: ModelConfig) -> float:
+        return m.timeout_s or cfg.timeout_s
+
     async def until_disconnect(request: Request) -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
     async def handle(request: Request, api: str, job: dict, model: str, stream: bool,
-                     include_usage: bool) -> Response:
+                     include_usage: bool, native: Native | None = None) -> Response:
         t0 = time.perf_counter()
         decision: Decision | None = None
         att = Attempted()
         try:
             decision = decide_for(job, model)
             if stream:
-                return await start_stream(request, api, job, decision, att, t0, include_usage)
-            call = asyncio.ensure_future(engine.complete(decision, job, att))
+                return await start_stream(request, api, job, decision, att, t0, include_usage, native)
+            call = asyncio.ensure_future(engine.complete(decision, job, att, native))
             gone = asyncio.ensure_future(until_disconnect(request))
             await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not call.done():                  # the client left: stop the upstream call too
@@ -112,27 +124,30 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
             metrics.requests.labels(api, decision.tier if decision else "-", att.model or "-", str(exc.status)).inc()
             return fail(api, exc.status, exc.message, exc.code, _headers(decision, att, t0))
         decision.tier = cfg.tier_of(att.model)
-        usage = completion.get("usage") or {}
+        passed = providers.passes_through(cfg.model(att.model), native)
+        usage = usage_of(completion.get("usage")) if passed else completion.get("usage") or {}
         metrics.record_usage(decision.tier, att.model, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         metrics.requests.labels(api, decision.tier, att.model, "200").inc()
         metrics.latency.labels(api, decision.tier).observe(time.perf_counter() - t0)
-        completion["model"] = att.model
-        body = to_anthropic(completion, att.model) if api == "anthropic" else completion
+        if not passed:                     # a passed-through answer goes back as the upstream wrote it
+            completion["model"] = att.model
+        body = completion if passed or api == "openai" else to_anthropic(completion, att.model)
         headers = _headers(decision, att, t0)
         metrics.overhead.observe(float(headers["x-engrain-overhead-ms"]) / 1000)
         return JSONResponse(body, headers=headers)
 
     async def start_stream(request: Request, api: str, job: dict, decision: Decision, att: Attempted,
-                           t0: float, include_usage: bool) -> Response:
+                           t0: float, include_usage: bool, native: Native | None) -> Response:
         if api == "openai" and include_usage:
             job = {**job, "stream_options": {"include_usage": True}}
-        first, rest = await engine.open_stream(decision, job, att)
+        first, rest = await engine.open_stream(decision, job, att, native)
         decision.tier = cfg.tier_of(att.model)
         headers = _headers(decision, att, t0)
         metrics.overhead.observe(float(headers["x-engrain-overhead-ms"]) / 1000)
         metrics.latency.labels(api, decision.tier).observe(time.perf_counter() - t0)
         tier, model = decision.tier, att.model
-        anth = AnthropicStream(model) if api == "anthropic" else None
+        passed = providers.passes_through(cfg.model(model), native)
+        anth = Relay() if passed else AnthropicStream(model) if api == "anthropic" else None
         if anth:
             anth.input_tokens = decision.prompt_tokens
 
@@ -182,12 +197,25 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
 
     @app.post("/v1/messages")
     async def messages(request: Request, req: MessagesRequest) -> Response:
-        return await handle(request, "anthropic", from_anthropic(req), req.model, req.stream, False)
+        return await handle(request, "anthropic", from_anthropic(req), req.model, req.stream, False,
+                            await native_of(request))
 
     @app.post("/v1/messages/count_tokens")
-    async def count_tokens(req: RouteRequest) -> Response:
+    async def count_tokens(request: Request, req: RouteRequest) -> Response:
+        t0 = time.perf_counter()
         job = from_anthropic(MessagesRequest.model_validate({**req.model_dump(exclude_none=True), "max_tokens": 1}))
-        return JSONResponse({"input_tokens": estimate_tokens(job)}, headers=_headers(None, None, time.perf_counter()))
+        try:
+            d: Decision | None = decide_for(job, req.model)
+        except RouterError:                # counting a request that would be refused is still a fair question
+            d = None
+        m = cfg.model(d.chain[0]) if d else None
+        if m is not None and m.provider == "anthropic":
+            try:
+                counted = await anthropic_provider.count_tokens(m, await native_of(request), engine_timeout(m))
+                return JSONResponse(counted, headers=_headers(d, None, t0))
+            except ProviderError:
+                pass                       # the local estimate below still answers the question
+        return JSONResponse({"input_tokens": estimate_tokens(job)}, headers=_headers(d, None, t0))
 
     @app.post("/v1/route")
     async def route(req: RouteRequest) -> Response:

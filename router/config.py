@@ -1,6 +1,7 @@
 """Router configuration: models, tiers, rules, fallbacks, reliability knobs (pydantic, from TOML or a dict)."""
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import os
 import tomllib
@@ -11,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BUNDLED_HEAD = Path(__file__).parent / "data" / "head.json"
 _OTHER_SECTIONS = {"dataset", "plan", "rules", "training"}
+# what Claude Code may send: full ids (its default model, its small-fast model) and its aliases
+CLAUDE_NAMES = {"claude-*": "auto", "sonnet": "auto", "opus": "auto", "haiku": "auto"}
+BACKGROUND_RULE = {"tier": "local", "model": "claude-*haiku*", "has_tools": False, "max_prompt_tokens": 4000}
 
 
 def bundled_gguf() -> Path:
@@ -29,9 +33,11 @@ class ModelConfig(_Strict):
     """One deployment the router can call."""
 
     name: str                                  # what clients and tiers call it
-    provider: Literal["ollama", "litellm", "llamacpp", "openai"]
+    provider: Literal["ollama", "litellm", "llamacpp", "openai", "anthropic"]
     model: str = ""                            # provider's id; for llamacpp a GGUF path ("" = bundled SmolLM2)
+    serves: list[str] = Field(default_factory=list)   # client model ids (globs) asked for upstream as named
     api_base: str | None = None
+    api_base_env: str | None = None            # env var that, when set, overrides api_base (e.g. a gateway)
     api_key: str | None = None
     api_key_env: str | None = None             # env var holding the key; the model is unavailable while unset
     context_window: int = 8192
@@ -46,6 +52,9 @@ class ModelConfig(_Strict):
     def available(self) -> bool:
         return self.api_key_env is None or bool(self.key())
 
+    def base_url(self) -> str | None:
+        return (os.environ.get(self.api_base_env) if self.api_base_env else None) or self.api_base
+
 
 class TierConfig(_Strict):
     name: str
@@ -56,10 +65,12 @@ class RuleConfig(_Strict):
     """Sends a request to `tier` when every condition given holds (checked in order, after the gates)."""
 
     tier: str
-    pattern: str | None = None                 # regex searched in the last user message
+    pattern: str | None = None                 # regex searched in the user's latest words
     min_score: float | None = None
     max_score: float | None = None
     has_tools: bool | None = None
+    model: str | None = None                   # glob the model name the client sent must match
+    max_prompt_tokens: int | None = None       # estimated prompt size at most this
 
 
 class RouterConfig(_Strict):
@@ -71,6 +82,8 @@ class RouterConfig(_Strict):
     threshold: float | None = None             # score >= threshold -> strong tier; None = the head's calibrated one
     head: Path | None = None                   # scorer head file; None = workspace's, else the bundled one
     aliases: list[str] = Field(default_factory=lambda: ["auto", "engrain", "router"])
+    # client model names (globs, first match wins) -> an alias above (routed by the policy), a tier or a model
+    model_aliases: dict[str, str] = Field(default_factory=lambda: dict(CLAUDE_NAMES))
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)   # tier -> tiers to try after it
     retries: int = 1                           # extra attempts per deployment on a retryable failure
     backoff_s: float = 0.25                    # first retry delay, doubled each time
@@ -93,7 +106,23 @@ class RouterConfig(_Strict):
         for name in named:
             if name not in tiers:
                 raise ValueError(f"unknown tier {name!r}; configured tiers: {sorted(tiers)}")
+        for pattern, target in self.model_aliases.items():
+            if target not in models | tiers | set(self.aliases):
+                raise ValueError(f"model_aliases {pattern!r} -> unknown {target!r}; name an alias "
+                                 f"{self.aliases}, a tier {sorted(tiers)} or a model {sorted(models)}")
         return self
+
+    def resolve(self, name: str) -> str | None:
+        """What a client's model name means: a model, a tier or a routing alias (None: not a name we answer)."""
+        if name in self.aliases or self.model(name) is not None or any(t.name == name for t in self.tiers):
+            return name
+        return next((target for pattern, target in self.model_aliases.items()
+                     if fnmatch.fnmatchcase(name, pattern)), None)
+
+    def names(self) -> list[str]:
+        """Every model name a client may send (patterns included), for a 404 that says what works."""
+        return list(dict.fromkeys(self.aliases + [t.name for t in self.tiers] + [m.name for m in self.models]
+                                  + list(self.model_aliases)))
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -111,17 +140,23 @@ class RouterConfig(_Strict):
 
 
 def default_config() -> dict[str, Any]:
-    """Bundled SmolLM2 through embedded llama.cpp as `local`; a hosted tier used when its key is set."""
+    """Bundled SmolLM2 through embedded llama.cpp as `local`; Anthropic as `hosted` when its key is set.
+
+    Claude Code's background requests (titles, summaries, topic checks: its small-fast model, no tools, a
+    small prompt) go to the local tier; everything else is scored.
+    """
     return {
         "models": [
             {"name": "smollm2-local", "provider": "llamacpp", "model": "", "context_window": 2048,
              "supports_tools": False},
-            {"name": "claude-sonnet", "provider": "litellm", "model": "anthropic/claude-sonnet-4-5",
+            {"name": "claude-sonnet", "provider": "anthropic", "model": "claude-sonnet-4-5", "serves": ["claude-*"],
+             "api_base": "https://api.anthropic.com", "api_base_env": "ENGRAIN_ANTHROPIC_BASE_URL",
              "api_key_env": "ANTHROPIC_API_KEY", "context_window": 200000,
              "cost_per_mtok_in": 3.0, "cost_per_mtok_out": 15.0},
         ],
         "tiers": [{"name": "local", "models": ["smollm2-local"]},
                   {"name": "hosted", "models": ["claude-sonnet"]}],
+        "rules": [BACKGROUND_RULE],
     }
 
 
@@ -162,7 +197,7 @@ TOML_TEMPLATE = '''
 
 [[router.models]]
 name = "smollm2-local"
-provider = "llamacpp"            # llamacpp | ollama | litellm | openai (any OpenAI-compatible server, forwarded as is)
+provider = "llamacpp"            # llamacpp | ollama | openai (OpenAI-compatible, forwarded as is) | anthropic | litellm
 model = ""                       # llamacpp: GGUF path ("" = bundled SmolLM2); ollama: "name:tag"; litellm: "provider/model"
 context_window = 2048
 supports_tools = false
@@ -182,8 +217,11 @@ supports_tools = false
 
 [[router.models]]
 name = "claude-sonnet"
-provider = "litellm"
-model = "anthropic/claude-sonnet-4-5"
+provider = "anthropic"           # Anthropic's Messages API: Claude Code's requests pass through untouched
+model = "claude-sonnet-4-5"
+serves = ["claude-*"]            # a client asking for a claude-* id gets that model upstream
+api_base = "https://api.anthropic.com"
+api_base_env = "ENGRAIN_ANTHROPIC_BASE_URL"   # set -> used instead of api_base (a gateway, a proxy)
 api_key_env = "ANTHROPIC_API_KEY"   # unset -> this model is skipped
 context_window = 200000
 cost_per_mtok_in = 3.0
@@ -197,8 +235,21 @@ models = ["smollm2-local"]
 name = "hosted"
 models = ["claude-sonnet"]
 
-# Rules run after the built-in gates (explicit model, tools, context window) and before the score:
+# Rules run after the built-in gates (explicit model, tools, context window) and before the score.
+# Claude Code's background requests (titles, summaries, topic checks: its small-fast model, no tools):
+[[router.rules]]
+tier = "local"
+model = "claude-*haiku*"
+has_tools = false
+max_prompt_tokens = 4000
+
 # [[router.rules]]
 # tier = "hosted"
 # pattern = "(?i)architecture|migration plan"
+
+# Model names clients send (globs, first match wins) -> "auto" (the policy decides), a tier or a model.
+# Unset, Claude Code's names route: { "claude-*" = "auto", sonnet = "auto", opus = "auto", haiku = "auto" }
+# [router.model_aliases]
+# "claude-opus-*" = "hosted"
+# "claude-*" = "auto"
 '''

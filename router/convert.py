@@ -185,8 +185,11 @@ class AnthropicStream:
 
     def finish(self) -> list[bytes]:
         out = self._start() + self._close_block()
+        # usage in message_delta is cumulative (Anthropic's own streams send it there too): the model's own
+        # count of the prompt, known only at the end, replaces message_start's estimate
         out.append(anthropic_event("message_delta", {"type": "message_delta",
                                                      "delta": {"stop_reason": self.stop, "stop_sequence": None},
-                                                     "usage": {"output_tokens": self.output_tokens}}))
+                                                     "usage": {"input_tokens": self.input_tokens,
+                                                               "output_tokens": self.output_tokens}}))
         out.append(anthropic_event("message_stop", {"type": "message_stop"}))
         return out

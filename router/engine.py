@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from router import fleet, providers
 from router.config import RouterConfig
@@ -83,15 +83,16 @@ class Engine:
         status = 504 if last and last.status == 504 else 429 if last and last.status == 429 else 503
         raise AllFailed(status, "every deployment failed: " + "; ".join(att.errors), "all_deployments_failed")
 
-    async def complete(self, decision: Decision, job: dict, att: Attempted) -> dict:
-        return await self._attempts(decision, lambda m, t: providers.module(m).complete(m, job, t), att)
+    async def complete(self, decision: Decision, job: dict, att: Attempted, native: Any = None) -> dict:
+        """`native`: the client's own request, passed through to deployments of its API family."""
+        return await self._attempts(decision, lambda m, t: providers.complete(m, job, native, t), att)
 
-    async def open_stream(self, decision: Decision, job: dict,
-                          att: Attempted) -> tuple[dict | None, AsyncIterator[dict]]:
+    async def open_stream(self, decision: Decision, job: dict, att: Attempted,
+                          native: Any = None) -> tuple[Any, AsyncIterator[Any]]:
         """The first chunk and the rest of the stream of the first deployment that produced one."""
 
         async def first(m, timeout):
-            it = providers.module(m).stream(m, job, timeout)
+            it = providers.stream(m, job, native, timeout)
             try:
                 return await it.__anext__(), it
             except StopAsyncIteration:

@@ -27,6 +27,8 @@ class Metrics:
                                   buckets=_OVERHEAD, registry=r)
         self.decision = Histogram("engrain_decision_seconds", "Routing decision time (scoring + policy)",
                                   buckets=_OVERHEAD, registry=r)
+        self.responses = Counter("engrain_responses", "Every HTTP response by route and status, 4xx included; "
+                                 "499 = the client hung up first", ["path", "status"], registry=r)
         self.fallbacks = Counter("engrain_fallbacks", "Moves to the next deployment", ["from_model"], registry=r)
         self.cooldowns = Counter("engrain_cooldowns", "Deployments put in cooldown", ["model"], registry=r)
         self.stream_errors = Counter("engrain_stream_errors", "Streams ended by an upstream failure", ["model"],

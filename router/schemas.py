@@ -51,7 +51,7 @@ class AnthropicTool(_Open):
 
 
 class AnthropicMessage(_Open):
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "system"]      # Claude Code 2.x sends system entries inside messages
     content: str | list[dict[str, Any]]
 
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from router import features, static
 from router.config import BUNDLED_HEAD
-from router.convert import text_of
 from router.head import Head, load_head
+from router.user_text import user_words
 
 BUNDLED_EMBEDDER = "bundled:static-all-MiniLM-L6-v2"
 
@@ -32,9 +32,8 @@ def embed(texts: Sequence[str], name: str = BUNDLED_EMBEDDER) -> np.ndarray:
 
 
 def prompt_of(messages: list[dict]) -> tuple[str, int]:
-    """The text the score reads (the last user message) and the number of user turns."""
-    users = [m for m in messages if m.get("role") == "user"]
-    return (text_of(users[-1].get("content")) if users else ""), max(1, len(users))
+    """The text the score reads (the user's latest words, router/user_text.py) and the user turns so far."""
+    return user_words(messages)
 
 
 def rows(texts: Sequence[str], *, name: str = BUNDLED_EMBEDDER, turns: Sequence[int] | None = None,

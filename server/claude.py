@@ -22,9 +22,14 @@ def engrain_command() -> Path:
     return script
 
 
-def register_for_claude_code(root: Path) -> str:
-    """Write (or merge into) `root/.mcp.json` and `root/.claude/agents/`; return the equivalent `claude mcp add`."""
+def register_for_claude_code(root: Path, router_url: str | None = None) -> str:
+    """Write (or merge into) `root/.mcp.json` and `root/.claude/agents/`; return the equivalent `claude mcp add`.
+
+    With `router_url`, also point the project's Claude Code at the router (`.claude/settings.json` `env`).
+    """
     root = Path(root).resolve()
+    if router_url:
+        _merge_settings_env(root / ".claude" / "settings.json", router_env(router_url))
     command = str(engrain_command())
     args = ["mcp", "--workspace", str(root)]
     _merge_mcp_json(root / ".mcp.json", {"type": "stdio", "command": command, "args": args, "env": {}})
@@ -51,6 +56,29 @@ def _merge_mcp_json(path: Path, entry: dict) -> None:
     _atomic_write(path, json.dumps(config, indent=2) + "\n")
 
 
+def router_env(router_url: str) -> dict[str, str]:
+    """Claude Code's settings for going through the router. Its background requests (titles, summaries, web
+    page digests) are sent to its main model unless a haiku model is named; naming one lets the router's
+    default rule send them to the local tier."""
+    return {"ANTHROPIC_BASE_URL": router_url.rstrip("/"), "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5"}
+
+
+def _merge_settings_env(path: Path, env: dict[str, str]) -> None:
+    settings = {}
+    if path.exists():
+        try:
+            settings = json.loads(path.read_text() or "{}")
+        except json.JSONDecodeError as exc:
+            raise datagen.DatagenError(
+                f"{path} is not valid JSON ({exc}); fix it and run `engrain init --claude --router` again"
+            ) from exc
+    if not isinstance(settings, dict) or not isinstance(settings.setdefault("env", {}), dict):
+        raise datagen.DatagenError(f'{path} should hold {{"env": {{...}}, ...}}; fix it and run `engrain init` again')
+    settings["env"].update(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, json.dumps(settings, indent=2) + "\n")
+
+
 def _write_once(path: Path, text: str) -> None:
     """A subagent the user has edited is theirs: never overwrite an existing file."""
     if not path.exists():
@@ -66,7 +94,8 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def _subagent(category: datagen.Category) -> str:
     name = category.name
-    tools = ", ".join([*(f"mcp__{SERVER_NAME}__{t}" for t in GENERATOR_TOOLS), "Read", "Grep", "Glob"])
+    # Claude Code defers MCP tools: a subagent started before the server connected loads them with ToolSearch
+    tools = ", ".join([*(f"mcp__{SERVER_NAME}__{t}" for t in GENERATOR_TOOLS), "ToolSearch", "Read", "Grep", "Glob"])
     description = (
         f"Writes engrain training examples for the '{name}' category ({category.description.rstrip('.')}). "
         f"Use it to grow the '{name}' part of the dataset; several can run in parallel."
@@ -82,7 +111,8 @@ You write fine-tuning examples for the engrain dataset, category `{name}`: {cate
 They teach a model this project's agent behaviour without the system prompt, so every example must show
 that behaviour in full, as a real session would.
 
-1. Call `mcp__engrain__brief` with category `{name}` and the count you were asked for (at most 20 per brief).
+1. If the `mcp__engrain__*` tools are not loaded yet, load them with ToolSearch (query `+engrain`).
+   Call `mcp__engrain__brief` with category `{name}` and the count you were asked for (at most 20 per brief).
    Read the guidance, every rule, the knowledge chunks, the format and the sample.
 2. Write the examples. Vary the user requests (skip the openings listed in `avoid`); make each reply pass
    every rule; ground them in the knowledge chunks and list the chunk ids you used in `source_refs`; use

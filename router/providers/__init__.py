@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from types import ModuleType
-from typing import Any
+from typing import Any, AsyncIterator
 
 from pydantic import BaseModel
 
@@ -17,7 +17,9 @@ from router.errors import ProviderError
 
 
 def module(m: ModelConfig) -> ModuleType:
-    if m.provider == "llamacpp":
+    if m.provider == "anthropic":
+        from router.providers import anthropic as mod
+    elif m.provider == "llamacpp":
         from router.providers import llamacpp as mod
     elif m.provider == "ollama":
         from router.providers import ollama as mod
@@ -26,6 +28,29 @@ def module(m: ModelConfig) -> ModuleType:
     else:
         from router.providers import hosted as mod
     return mod
+
+
+def passes_through(m: ModelConfig, native: Any) -> bool:
+    """Whether the client's own request (`native`: an Anthropic request as sent, or None) goes to `m` as is."""
+    return native is not None and m.provider == "anthropic"
+
+
+async def complete(m: ModelConfig, job: dict, native: Any, timeout: float) -> dict:
+    """An OpenAI chat.completion for `job`, or the upstream's own Anthropic message when it passes through."""
+    if passes_through(m, native):
+        from router.providers import anthropic
+
+        return await anthropic.forward(m, native, timeout)
+    return await module(m).complete(m, job, timeout)
+
+
+def stream(m: ModelConfig, job: dict, native: Any, timeout: float) -> AsyncIterator[Any]:
+    """OpenAI chunks for `job`, or the upstream's own SSE events (`anthropic.Event`) when it passes through."""
+    if passes_through(m, native):
+        from router.providers import anthropic
+
+        return anthropic.forward_stream(m, native, timeout)
+    return module(m).stream(m, job, timeout)
 
 
 class ChatResult(BaseModel):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, AsyncIterator
 
 from router.config import ModelConfig
@@ -10,6 +11,8 @@ from router.errors import ProviderError, upstream_error
 
 @functools.cache
 def _litellm() -> Any:
+    # read at import: the bundled cost map, not a fetch from GitHub (offline: ~8 s of retries and warnings)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True

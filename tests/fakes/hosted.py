@@ -2,8 +2,9 @@
 
 Routes: POST /v1/chat/completions (OpenAI; stream via SSE `data:` lines ending `data: [DONE]`, tool_calls,
 `stream_options.include_usage`), POST /v1/messages (Anthropic; SSE `message_start`, `content_block_*`,
-`ping`, `message_delta`, `message_stop`; text and tool_use blocks), GET /v1/models (Anthropic shape when
-the request carries `anthropic-version`, OpenAI shape otherwise). Errors use each API's error JSON.
+`ping`, `message_delta`, `message_stop`; text and tool_use blocks; usage with the cache counters),
+POST /v1/messages/count_tokens (Anthropic), GET /v1/models (Anthropic shape when the request carries
+`anthropic-version`, OpenAI shape otherwise). Errors use each API's error JSON.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from tests.fakes.base import FakeServer, Handler, start
+from tests.fakes.base import Fault, FakeServer, Handler, start
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Reply:
     tool_calls: list[tuple[str, dict]] = field(default_factory=list)   # (name, arguments)
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cache_read_tokens: int = 0            # Anthropic only: cache_read_input_tokens
+    cache_creation_tokens: int = 0        # Anthropic only: cache_creation_input_tokens
 
 
 Responder = Callable[[Call], Reply]
@@ -82,6 +85,7 @@ class _HostedHandler(Handler):
     fake: "HostedFake"
     routes = {("POST", "/v1/chat/completions"): "chat_completions",
               ("POST", "/v1/messages"): "messages",
+              ("POST", "/v1/messages/count_tokens"): "count_tokens",
               ("GET", "/v1/models"): "models"}
 
     # --- OpenAI --------------------------------------------------------------------------------------
@@ -160,11 +164,14 @@ class _HostedHandler(Handler):
         blocks += [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:8]}", "name": n, "input": a}
                    for n, a in reply.tool_calls]
         stop = "tool_use" if reply.tool_calls else "end_turn"
+        usage = {"input_tokens": pt, "cache_creation_input_tokens": reply.cache_creation_tokens,
+                 "cache_read_input_tokens": reply.cache_read_tokens, "output_tokens": ct}
         if not body.get("stream"):
             self.send_json(200, {"id": mid, "type": "message", "role": "assistant", "model": body["model"],
-                                 "content": blocks, "stop_reason": stop, "stop_sequence": None,
-                                 "usage": {"input_tokens": pt, "output_tokens": ct}})
+                                 "content": blocks, "stop_reason": stop, "stop_sequence": None, "usage": usage})
             return
+        if self.fake.cut_streams_after is not None and self._fault_for_stream is None:
+            self._fault_for_stream = Fault("die", after_chunks=self.fake.cut_streams_after)
 
         def event(name: str, data: dict) -> bytes:
             return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
@@ -172,7 +179,7 @@ class _HostedHandler(Handler):
         def parts() -> Iterator[bytes]:
             yield event("message_start", {"type": "message_start", "message": {
                 "id": mid, "type": "message", "role": "assistant", "model": body["model"], "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": pt, "output_tokens": 1}}})
+                "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})
             for i, block in enumerate(blocks):
                 if block["type"] == "text":
                     yield event("content_block_start", {"type": "content_block_start", "index": i,
@@ -194,6 +201,17 @@ class _HostedHandler(Handler):
             yield event("message_stop", {"type": "message_stop"})
 
         self.stream("text/event-stream", parts(), self._fault_for_stream)
+
+    def count_tokens(self, path: str) -> None:
+        body = self._parse(anthropic_error)
+        if body is None:
+            return
+        if self.apply_fault(self.fake.take_fault(path), anthropic_error):
+            return
+        messages = [{"role": "system", "content": _text_of(body.get("system"))}] if body.get("system") else []
+        messages += [{"role": m.get("role", ""), "content": _text_of(m.get("content"))}
+                     for m in body.get("messages") or []]
+        self.send_json(200, {"input_tokens": _count(messages)})
 
     # --- models --------------------------------------------------------------------------------------
     def models(self, path: str) -> None:
@@ -234,6 +252,7 @@ class HostedFake(FakeServer):
 
     responder: Responder = echo_responder
     models: list[str] = field(default_factory=lambda: ["fake-strong", "fake-weak"])
+    cut_streams_after: int | None = None    # cut every Anthropic stream after this many events (a broken proxy)
 
 
 def start_hosted(responder: Responder = echo_responder, models: list[str] | None = None) -> HostedFake:

@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import uvicorn
 
@@ -24,12 +24,16 @@ def shared_scorer() -> Scorer:
 
 
 @contextmanager
-def running_router(config: dict, *, api_key: str | None = None) -> Iterator[str]:
+def running_router(config: dict, *, api_key: str | None = None, wrap: Callable[[Any], Any] | None = None,
+                   app_out: list | None = None) -> Iterator[str]:
+    """`wrap`: an ASGI wrapper around the app (a test's recorder at the door); `app_out` receives the app."""
     app = create_app(config, api_key=api_key, scorer=shared_scorer())
+    if app_out is not None:
+        app_out.append(app)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
