@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from training import gojson
+
 STOP = "<|im_end|>"
 START = "<|im_start|>"
 _TOOLS_INTRO = ("You can call these tools. To call one, reply with "
@@ -24,7 +26,9 @@ TRAIN_TEMPLATE = (
     "{{ '<|im_start|>system\\n' + sys }}"
     "{%- if tools -%}{%- if sys -%}{{ '\\n\\n' }}{%- endif -%}"
     "{{ '" + _TOOLS_INTRO + "' }}"
-    "{%- for tool in tools -%}{{ tool | tojson }}{{ '\\n' }}{%- endfor -%}{{ '</tools>' }}"
+    "{%- for tool in tools -%}{{ tool['rendered'] if tool['rendered'] is defined else tool | tojson }}"
+    "{{ '\\n' }}{%- endfor -%}"
+    "{{ '</tools>' }}"
     "{%- endif -%}{{ '<|im_end|>\\n' }}"
     "{%- endif -%}"
     "{%- for message in messages -%}"
@@ -65,7 +69,8 @@ OLLAMA_TEMPLATE = (
 
 
 def normalize(record: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI-style record as the template expects it: no null contents, tool calls kept."""
+    """An OpenAI-style record as the template expects it: no null contents, tool calls kept, tools and call
+    arguments pre-rendered as the JSON Ollama prints (training/gojson.py), so the served prompt is the trained one."""
     messages = []
     for m in record["messages"]:
         msg = {"role": m["role"], "content": m.get("content") or ""}
@@ -74,17 +79,21 @@ def normalize(record: dict[str, Any]) -> dict[str, Any]:
                 "name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}}
                 for c in m["tool_calls"]]
         messages.append(msg)
-    return {"messages": messages, "tools": record.get("tools") or None}
+    # transformers accepts only dict tools, so the pre-rendered text rides in one.
+    tools = [{**t, "rendered": gojson.tool(t)} for t in record.get("tools") or []]
+    return {"messages": messages, "tools": tools or None}
 
 
 def _arguments(value: Any) -> str:
-    # OpenAI sends arguments as a JSON string; re-dump so spacing is the same in every example.
+    # OpenAI sends arguments as a JSON string; Ollama re-prints them from its own decoded object.
+    if value is None or value == "":
+        return "{}"
     if isinstance(value, str):
         try:
-            return json.dumps(json.loads(value), ensure_ascii=False)
+            value = json.loads(value)
         except json.JSONDecodeError:
             return value
-    return json.dumps(value or {}, ensure_ascii=False)
+    return gojson.arguments(value) if isinstance(value, dict) else json.dumps(value, ensure_ascii=False)
 
 
 def per_turn(record: dict[str, Any]) -> list[dict[str, Any]]:
