@@ -1,15 +1,20 @@
-"""Submit throughput and latency with 50,000 examples already stored, against the goals (the anchor of this run).
+"""Submit throughput and latency with 50,000 examples already stored, on SQLite and on PostgreSQL side by side,
+against the goals (the anchor of this run).
 
     .venv/bin/python bench/datagen.py [--seed-count 50000] [--seed-embeddings minilm|random]
                                       [--batches 16] [--batch-size 64] [--singles 200]
+                                      [--backends sqlite,postgresql] [--database-url postgresql://...]
 
 Every measured submit runs the whole path: format detection, validation (structure, tool schemas, fenced code,
-rules), exact hash, MinHash LSH, MiniLM embedding + cosine search over all stored vectors, and a durable
-(synchronous=FULL) commit. The 50,000 seed examples are inserted in bulk through the real store with their
-signatures and embeddings (embedded in batches), without judging each other; the seeded workspace is cached
-under bench/results/ so later runs start in seconds. Embedding 50,000 seeds with MiniLM takes tens of minutes
-on 2 busy cores; `--seed-embeddings random` stores random unit vectors instead, which costs the measured
-submits exactly as much (the cosine search is a full matrix product whatever the values) but never matches.
+rules), exact hash, MinHash LSH, MiniLM embedding + cosine search over all stored vectors, and a durable commit
+(SQLite synchronous=FULL; PostgreSQL's default synchronous_commit). The 50,000 seed examples are inserted in bulk
+through the real store with their signatures and embeddings (embedded in batches), without judging each other;
+the seeded workspace is cached under bench/results/ so later runs start in seconds, and the PostgreSQL side gets
+the same rows through `datagen.copy_database` (a throwaway server from tests/postgres_server.py unless
+--database-url names an empty database). Both backends then take the same measured examples. Embedding 50,000
+seeds with MiniLM takes tens of minutes on 2 busy cores; `--seed-embeddings random` stores random unit vectors
+instead, which costs the measured submits exactly as much (the cosine search is a full matrix product whatever
+the values) but never matches.
 """
 from __future__ import annotations
 
@@ -97,36 +102,47 @@ def seed_workspace(root: Path, count: int, embeddings: str) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed-count", type=int, default=50_000)
-    parser.add_argument("--seed-embeddings", choices=["minilm", "random"], default="minilm")
-    parser.add_argument("--batches", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--singles", type=int, default=200)
-    args = parser.parse_args()
-
+def seeded_sqlite(args, work: Path) -> Path:
+    """A workspace holding the seed examples on SQLite (from the cache when there is one)."""
     cached = RESULTS / f"datagen-seeded-{args.seed_count}-{args.seed_embeddings}"
-    work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
-    root = work / "ws"
+    root = work / "sqlite"
     if (cached / "engrain.toml").exists():
         shutil.copytree(cached, root)
         print(f"reusing seeded workspace {cached}", file=sys.stderr)
-    else:
-        print(f"seeding {args.seed_count} examples (first run only; cached in {cached})", file=sys.stderr)
-        seconds = seed_workspace(root, args.seed_count, args.seed_embeddings)
-        print(f"seeded in {seconds:.0f} s ({args.seed_count / seconds:.0f} ex/s bulk)", file=sys.stderr)
-        store.connect(root / ".engrain" / "engrain.db").execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copytree(root, cached, dirs_exist_ok=True)
+        return root
+    print(f"seeding {args.seed_count} examples (first run only; cached in {cached})", file=sys.stderr)
+    seconds = seed_workspace(root, args.seed_count, args.seed_embeddings)
+    print(f"seeded in {seconds:.0f} s ({args.seed_count / seconds:.0f} ex/s bulk)", file=sys.stderr)
+    store.connect(root / ".engrain" / "engrain.db").execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copytree(root, cached, dirs_exist_ok=True)
+    return root
+
+
+def seeded_postgres(sqlite_root: Path, url: str, work: Path) -> Path:
+    """A second workspace whose engrain.toml names `url`, filled with the SQLite workspace's rows."""
+    root = work / "postgresql"
+    shutil.copytree(sqlite_root, root)
+    shutil.rmtree(root / ".engrain")
+    config = root / "engrain.toml"
+    config.write_text(config.read_text().replace("[dataset]\n", f'[dataset]\ndatabase_url = "{url}"\n', 1))
+    started = time.perf_counter()
+    result = datagen.copy_database(datagen.find_workspace(sqlite_root), url)
+    print(f"copied {result.examples} examples into PostgreSQL in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)
+    return root
+
+
+def measure(root: Path, args) -> dict:
+    """Batched throughput, then single-submit latencies, on one workspace (same examples for every backend)."""
     ws = datagen.find_workspace(root)
     stored = datagen.list_examples(ws, limit=1).total
-
     started = time.perf_counter()
     dedup._model(ws.config.embedding_model)
     model_s = time.perf_counter() - started
     started = time.perf_counter()
     datagen.submit(ws, [synthetic(0)])  # the first submit loads every stored signature into the index
     catch_up_s = time.perf_counter() - started
+    dedup._embed_cache.clear()  # the other backend's run must not find these embeddings already computed
 
     fresh = iter(range(1, SEED_BASE))
     accepted = total = 0
@@ -146,22 +162,62 @@ def main() -> None:
         accepted += verdict.accepted
         total += 1
     latencies.sort()
-    p50 = statistics.median(latencies)
-    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
+    dedup._embed_cache.clear()
+    return {"stored": stored, "throughput": throughput,
+            "p50": statistics.median(latencies), "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+            "model_s": model_s, "catch_up_s": catch_up_s, "accepted": accepted, "total": total}
 
-    print(f"\ndatagen submit with {stored:,} examples stored ({args.seed_embeddings} seed embeddings); validate + "
-          f"exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, "
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed-count", type=int, default=50_000)
+    parser.add_argument("--seed-embeddings", choices=["minilm", "random"], default="minilm")
+    parser.add_argument("--batches", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--singles", type=int, default=200)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--database-url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    args = parser.parse_args()
+    backends = args.backends.split(",")
+
+    work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
+    server = None
+    try:
+        roots = {"sqlite": seeded_sqlite(args, work)}
+        if "postgresql" in backends:
+            url = args.database_url
+            if url is None:
+                from tests import postgres_server
+
+                server = postgres_server.start()
+                url = server.create_database("bench")
+            roots["postgresql"] = seeded_postgres(roots["sqlite"], url, work)
+        results = {name: measure(roots[name], args) for name in backends}
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, args)
+
+
+def report(results: dict[str, dict], args) -> None:
+    first = next(iter(results.values()))
+    print(f"\ndatagen submit with {first['stored']:,} examples stored ({args.seed_embeddings} seed embeddings); "
+          f"validate + exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"(model load {model_s:.1f} s, index catch-up over stored rows {catch_up_s:.1f} s, "
-          f"{accepted}/{total} measured submits accepted)\n")
-    rows = [("batched throughput (ex/s)", f"{throughput:.0f}", f">= {GOAL_THROUGHPUT:.0f}",
-             throughput >= GOAL_THROUGHPUT),
-            ("single submit p50 (ms)", f"{p50:.1f}", "", None),
-            ("single submit p99 (ms)", f"{p99:.1f}", f"<= {GOAL_P99_MS:.0f}", p99 <= GOAL_P99_MS)]
-    print(f"{'metric':<28}{'measured':>10}{'goal':>10}  result")
-    for name, value, goal, ok in rows:
-        print(f"{name:<28}{value:>10}{goal:>10}  {'' if ok is None else ('meets' if ok else 'MISSES')}")
-    shutil.rmtree(work, ignore_errors=True)
+    for name, r in results.items():
+        print(f"({name}: model load {r['model_s']:.1f} s, index catch-up over stored rows {r['catch_up_s']:.1f} s, "
+              f"{r['accepted']}/{r['total']} measured submits accepted)")
+    rows = [("batched throughput (ex/s)", "throughput", "{:.0f}", f">= {GOAL_THROUGHPUT:.0f}",
+             lambda v: v >= GOAL_THROUGHPUT),
+            ("single submit p50 (ms)", "p50", "{:.1f}", "", None),
+            ("single submit p99 (ms)", "p99", "{:.1f}", f"<= {GOAL_P99_MS:.0f}", lambda v: v <= GOAL_P99_MS)]
+    names = list(results)
+    print(f"\n{'metric':<28}" + "".join(f"{n:>12}" for n in names) + f"{'goal':>10}  result")
+    for label, key, fmt, goal, ok in rows:
+        values = [results[n][key] for n in names]
+        verdict = "" if ok is None else " / ".join("meets" if ok(v) else "MISSES" for v in values)
+        print(f"{label:<28}" + "".join(f"{fmt.format(v):>12}" for v in values) + f"{goal:>10}  {verdict}")
 
 
 if __name__ == "__main__":

@@ -93,7 +93,9 @@ def copy_database(ws, to: Path | str, *, source: Path | str | None = None) -> Co
 def _copy_tables(src, dst, *, source: str, target: str) -> list[TableCopy]:
     source_tables, target_tables = _tables(src), set(_tables(dst))
     missing = [t for t in source_tables if t not in target_tables]
-    if missing:
+    if missing and store.backend(src) == "sqlite":
+        _create_like_source(src, dst, missing)  # tables a module creates on first use rather than by migration
+    elif missing:
         raise DatagenError(f"{target} has no table {', '.join(missing)} that {source} holds; run `engrain db "
                            "migrate` with the engrain version that made the source, then copy again")
     for table in source_tables:
@@ -125,6 +127,14 @@ def _copy_rows(src, dst, table: str) -> list[str]:
             dst.execute(f"SELECT setval(pg_get_serial_sequence(?, ?), max({serial})) FROM {table}"
                         f" HAVING max({serial}) IS NOT NULL", (table, serial))
     return columns
+
+
+def _create_like_source(src, dst, tables: list[str]) -> None:
+    """Create `tables` (and their indexes) in the target from the SQLite source's own DDL (translated there)."""
+    for table in tables:
+        for (sql,) in src.execute("SELECT sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+                                  " ORDER BY type = 'index', rowid", (table,)).fetchall():
+            dst.execute(sql)
 
 
 def _tables(conn) -> list[str]:

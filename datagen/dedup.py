@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -24,6 +25,7 @@ NUM_PERM = 128
 SCHEME = "affine32"  # stored signatures are only comparable under the scheme that made them (datasketch >= 2)
 EMBED_CHARS = 2000
 MAX_TOKENS = 128  # a task's gist is in its first sentences; attention cost grows with the square of the length
+MIN_BATCH_FOR_THREADS = 16  # below this, waking a thread pool costs more than it saves
 _WORDS = re.compile(r"\w+")
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
 
@@ -89,10 +91,8 @@ def embed(texts: list[str], model_name: str) -> np.ndarray:
         import torch
 
         by_key = dict(zip(keys, texts))
-        # One intra-op thread: engrain runs many embedding processes at once (an MCP server per session, CLI
-        # imports), and on a shared 2-core machine torch's spinning thread pool made a submit 5-10x slower.
         previous = torch.get_num_threads()
-        torch.set_num_threads(1)
+        torch.set_num_threads(embed_threads(len(missing)))
         try:
             vectors = _model(model_name).encode([by_key[k] for k in missing], batch_size=64,
                                                 normalize_embeddings=True, convert_to_numpy=True,
@@ -103,6 +103,18 @@ def embed(texts: list[str], model_name: str) -> np.ndarray:
             _embed_cache.clear()
         _embed_cache.update(zip(missing, vectors.astype(np.float32)))
     return np.stack([_embed_cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+
+
+def embed_threads(texts: int) -> int:
+    """Intra-op threads for one embedding call: the cores no other process is using (this one counted as idle).
+    engrain often runs many embedding processes at once (an MCP server per session, parallel imports), and on
+    busy cores torch's spinning thread pool made a submit 5-10x slower than one thread; an idle machine gives a
+    large batch all its cores. Thread count does not change the vectors (checked: bit-identical on 1 and 2)."""
+    if texts < MIN_BATCH_FOR_THREADS:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    idle = cores - os.getloadavg()[0] + 1
+    return max(1, min(cores, int(idle + 0.5)))
 
 
 @dataclass
@@ -162,18 +174,25 @@ class Index:
         rows = cosine.argmax(axis=0)
         return n, rows, cosine[rows, np.arange(len(vectors))]
 
+    def lexical_duplicate(self, signature: MinHash) -> tuple[str, str] | None:
+        """(reason, id of the indexed example) for a MinHash match over threshold."""
+        candidates = self.lsh.query(signature)
+        if not candidates:
+            return None
+        rows = [self.row_of[c] for c in candidates]
+        jaccard = (self.signatures[rows] == signature.hashvalues).mean(axis=1)
+        best = int(np.argmax(jaccard))
+        if jaccard[best] < self.minhash_threshold:
+            return None
+        return f"near-duplicate (MinHash Jaccard ~{jaccard[best]:.2f}) of {candidates[best]}", candidates[best]
+
     def near_duplicate(self, signature: MinHash, vector: np.ndarray,
                        closest: tuple[int, int, float]) -> tuple[str, str] | None:
         """(reason, id of the stored example) for a lexical or semantic match over threshold. `closest` is the
         vector's (rows searched, best row, cosine) from `closest()`; rows added since are searched here."""
-        candidates = self.lsh.query(signature)
-        if candidates:
-            rows = [self.row_of[c] for c in candidates]
-            jaccard = (self.signatures[rows] == signature.hashvalues).mean(axis=1)
-            best = int(np.argmax(jaccard))
-            if jaccard[best] >= self.minhash_threshold:
-                return (f"near-duplicate (MinHash Jaccard ~{jaccard[best]:.2f}) of {candidates[best]}",
-                        candidates[best])
+        lexical = self.lexical_duplicate(signature)
+        if lexical:
+            return lexical
         searched, row, cosine = closest
         if len(self.ids) > searched:
             recent = self.vectors[searched:len(self.ids)] @ vector

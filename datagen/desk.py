@@ -71,12 +71,12 @@ class EditResult(BaseModel):
 
 
 def _conn(ws):
-    return review_store.connect(ws.db_path)
+    return review_store.connect(ws.database)
 
 
 def _index(ws) -> dedup.Index:
     """The same in-memory dedup index submit uses in this process (keyed by the database)."""
-    return dedup.index_for(ws.db_path, ws.config.minhash_threshold, ws.config.semantic_threshold)
+    return dedup.index_for(ws.database, ws.config.minhash_threshold, ws.config.semantic_threshold)
 
 
 def preview(example: Example) -> str:

@@ -1,9 +1,10 @@
 """Submitting examples: convert, validate, dedup (all three layers), store — one verdict per record.
 
-The expensive work (validation, MinHash, embeddings) happens before the write lock; inside one
-`BEGIN IMMEDIATE` transaction the index catches up with other writers, each candidate is judged against
-everything committed plus the batch's earlier candidates, and the batch commits. Verdicts are returned only
-after the commit, so an accepted example is on disk when its verdict is seen.
+The expensive work (validation, MinHash, embeddings) happens before the write lock, and candidates that are
+lexical copies of committed examples are rejected before they are embedded; inside one write transaction
+(store.transaction: the database's single writer lock) the index catches up with other writers, each candidate
+is judged against everything committed plus the batch's earlier candidates, and the batch commits. Verdicts are
+returned only after the commit, so an accepted example is durable when its verdict is seen.
 """
 from __future__ import annotations
 
@@ -64,25 +65,40 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
     for candidate in fresh:
         if candidate.content_hash in known:
             _reject(candidate, f"exact duplicate of {known[candidate.content_hash]}", known[candidate.content_hash])
-    fresh = [c for c in fresh if c.example is not None]
+    index = dedup.index_for(ws.database, config.minhash_threshold, config.semantic_threshold)
+    fresh = _without_lexical_copies(conn, index, fresh)
     if not fresh:
         return [c.verdict for c in candidates]
     vectors = dedup.embed([dedup.semantic_text(c.example) for c in fresh], config.embedding_model)
     for candidate, vector in zip(fresh, vectors):
         candidate.vector = vector
-    index = dedup.index_for(ws.database, config.minhash_threshold, config.semantic_threshold)
     with index.lock:
         try:
             with store.transaction(conn):
                 index.catch_up(conn)
+                stored = store.ids_for_hashes(conn, [c.content_hash for c in fresh])
                 searched, rows, cosines = index.closest(np.stack([c.vector for c in fresh]))
                 for candidate, row, cosine in zip(fresh, rows, cosines):
-                    _judge_and_store(conn, index, candidate, (searched, int(row), float(cosine)),
+                    _judge_and_store(conn, index, candidate, (searched, int(row), float(cosine)), stored,
                                      generator=generator, status=status)
         except BaseException:
             dedup.forget_index(index)  # it may hold rows that were rolled back
             raise
     return [c.verdict for c in candidates]
+
+
+def _without_lexical_copies(conn, index: dedup.Index, fresh: list[_Candidate]) -> list[_Candidate]:
+    """Reject, before paying for their embeddings, candidates whose MinHash matches an example already committed:
+    the index only grows, so the write transaction would reject them the same way. Catching up here, outside the
+    writer lock, reads committed rows only (a prefix in seq order), so other writers are not kept waiting while
+    a new process loads the whole index."""
+    with index.lock:
+        index.catch_up(conn)
+        for candidate in fresh:
+            lexical = index.lexical_duplicate(candidate.signature)
+            if lexical:
+                _reject(candidate, *lexical)
+    return [c for c in fresh if c.example is not None]
 
 
 def _prepare(index: int, record: Any, ws, category: str | None) -> _Candidate:
@@ -130,11 +146,14 @@ def _reject(candidate: _Candidate, reason: str, duplicate_of: str | None = None)
     candidate.example = None
 
 
-def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, closest: tuple[int, int, float], *,
-                     generator: str, status: str) -> None:
-    existing = store.ids_for_hashes(conn, [candidate.content_hash])
+def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, closest: tuple[int, int, float],
+                     stored: dict[str, str], *, generator: str, status: str) -> None:
+    """Judge one candidate against everything committed and this batch's earlier ones; store it if it passes.
+    `stored` maps content hashes already in the database (read once per batch, under the writer lock) to ids,
+    and gains each example stored here."""
+    existing = stored.get(candidate.content_hash)
     if existing:
-        _reject(candidate, f"exact duplicate of {existing[candidate.content_hash]}", existing[candidate.content_hash])
+        _reject(candidate, f"exact duplicate of {existing}", existing)
         return
     near = index.near_duplicate(candidate.signature, candidate.vector, closest)
     if near:
@@ -157,5 +176,6 @@ def _judge_and_store(conn, index: dedup.Index, candidate: _Candidate, closest: t
         store.add_review(conn, example_id, kind="decision", verdict="approve" if status == "approved" else "reject",
                          reviewer=generator, notes=f"{status} on submit", score=None)
     index.add(example_id, seq, candidate.signature, candidate.vector)
+    stored[candidate.content_hash] = example_id
     candidate.verdict.accepted = True
     candidate.verdict.id = example_id

@@ -69,6 +69,42 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ordinal)
 """),
+    # The review page (issue 15; SQL in datagen/review_store.py). IF NOT EXISTS: databases where the page created
+    # these tables on first use, before this migration, adopt them.
+    Migration(2, "review page: edit revisions, rule-failure cache, queue indexes", """
+CREATE TABLE IF NOT EXISTS example_revisions (
+    example_id TEXT NOT NULL REFERENCES examples(id),
+    revision INTEGER NOT NULL,               -- 1 = the example as first stored, counting up with each edit
+    content_hash TEXT NOT NULL,
+    data TEXT NOT NULL,                      -- the replaced Example as JSON
+    review_id INTEGER NOT NULL,              -- the edit event that replaced it
+    created_at REAL NOT NULL,
+    PRIMARY KEY (example_id, revision)
+);
+CREATE TABLE IF NOT EXISTS rule_failures (
+    rules_key TEXT NOT NULL,                 -- hash of the rules the check used: a changed plan starts afresh
+    example_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    PRIMARY KEY (rules_key, rule, example_id)
+);
+CREATE TABLE IF NOT EXISTS rule_scans (
+    rules_key TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS examples_by_category_seq ON examples(category, status, seq);
+CREATE INDEX IF NOT EXISTS examples_by_generator ON examples(generator, seq);
+CREATE INDEX IF NOT EXISTS reviews_by_kind ON reviews(kind, verdict)
+"""),
+    # Knowledge chunks mapped to the plan's categories (datagen/mapping.py).
+    Migration(3, "knowledge chunks by category", """
+CREATE TABLE IF NOT EXISTS chunk_categories (
+    chunk_id TEXT NOT NULL,
+    category TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (chunk_id, category)
+)
+"""),
 ]
 
 LATEST = MIGRATIONS[-1].version

@@ -7,18 +7,19 @@ Everything in datagen writes its SQL once, in SQLite's dialect, and calls `conn.
 - `INSERT OR IGNORE INTO t ...` -> `INSERT INTO t ... ON CONFLICT DO NOTHING`;
   `INSERT OR REPLACE INTO t (cols) ...` / `REPLACE INTO` -> `... ON CONFLICT (primary key) DO UPDATE SET` the
   other listed columns (SQLite replaces on any unique constraint; here the primary key decides);
-- `BEGIN [DEFERRED|IMMEDIATE|EXCLUSIVE]` -> `BEGIN` plus the store's write lock (see `WRITE_LOCK`);
+- `BEGIN [DEFERRED|IMMEDIATE|EXCLUSIVE]` -> `BEGIN` plus the store's write lock (see `WRITE_LOCK`); `COMMIT` and
+  `ROLLBACK` as they are;
 - types: `INTEGER PRIMARY KEY [AUTOINCREMENT]` -> `BIGSERIAL PRIMARY KEY`, `INTEGER` -> `BIGINT`,
   `REAL` -> `DOUBLE PRECISION`, `BLOB` -> `BYTEA`, `BOOLEAN` -> `BIGINT` (SQLite keeps booleans as 0/1);
 - functions: `IFNULL(` -> `COALESCE(`, `last_insert_rowid()` -> `lastval()`; `LIKE` -> `ILIKE` (SQLite's LIKE
   ignores ASCII case); `GROUP_CONCAT(x)` -> `string_agg(x::text, ',')` (one-argument form only);
-- values: Python bools are sent as 0/1 and whole NUMERIC results (`sum()` of integers) come back as int, as
-  SQLite returns them; `cursor.lastrowid` is the inserted row's serial column (an INSERT into a table with one
-  gets `RETURNING` that column), `rowcount` as usual;
+- values: Python bools are sent as 0/1; comparisons (`SELECT a = b`) come back as 0/1 and whole NUMERIC results
+  (`sum()` of integers) as int, as SQLite returns them; `cursor.lastrowid` is the inserted row's serial column
+  (an INSERT into a table with one gets `RETURNING` that column), `rowcount` as usual;
 - a unique-constraint violation raises `sqlite3.IntegrityError` (the psycopg error is its `__cause__`).
 
 Not translated (write portable SQL instead): PRAGMA, sqlite_master, rowid, json_* functions, date functions,
-GLOB, `LIMIT -1`. One behaviour differs and cannot be hidden: after an error inside a transaction PostgreSQL
+GLOB, `LIMIT -1`, a subquery in FROM without an alias (PostgreSQL 15 needs `AS name`). One behaviour differs and cannot be hidden: after an error inside a transaction PostgreSQL
 refuses further statements until rollback, so "try the INSERT, catch IntegrityError, carry on in the same
 transaction" must become `INSERT OR IGNORE` (or an explicit check) to work on both.
 
@@ -56,10 +57,9 @@ _CODE_REWRITES = [
     (re.compile(r"\blast_insert_rowid\s*\(\s*\)", re.I), "lastval()"),
     (re.compile(r"\bGROUP_CONCAT\s*\(\s*([^(),]+?)\s*\)", re.I), r"string_agg(\1::text, ',')"),
     (re.compile(r"(?<!I)\bLIKE\b", re.I), "ILIKE"),
-    (re.compile(r"\bBEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*$", re.I),
-     f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"),
 ]
 _PARAM = re.compile(r"\?|%|(?<![:\w]):([A-Za-z_]\w*)")
+_BEGIN = re.compile(r"^\s*BEGIN(\s+(DEFERRED|IMMEDIATE|EXCLUSIVE))?(\s+TRANSACTION)?\s*;?\s*$", re.I)
 _INSERT_OR = re.compile(r"^\s*(INSERT\s+OR\s+(IGNORE|REPLACE)|REPLACE)\s+INTO\b", re.I)
 _INSERT_TARGET = re.compile(r"^\s*INSERT\s+INTO\s+(\"?[\w.]+\"?)\s*(\(([^)]*)\))?", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
@@ -112,13 +112,18 @@ class PgConnection:
                                "[dataset] database_url (or ENGRAIN_DATABASE_URL) and that the server runs") from None
         self._conn.adapters.register_dumper(bool, _BoolAsInt)
         self._conn.adapters.register_loader("numeric", _WholeNumericAsInt)
+        self._conn.adapters.register_loader("bool", _BoolAsIntLoader)
         self._serial: dict[str, str | None] = {}
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> PgCursor:
+        if _BEGIN.match(sql):  # a hand-written BEGIN [IMMEDIATE] takes the writer lock like write_transaction
+            self._conn.execute("BEGIN")
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            return PgCursor(self._conn.cursor())
         statement, serial_table = self._prepare(sql)
         cursor = self._conn.cursor()
         with _integrity_as_sqlite():
-            cursor.execute(statement, _params(params) or None)
+            cursor.execute(statement, _params(params))  # always params: '%%' then always means '%'
         lastrowid = None
         if serial_table is not None:
             row = cursor.fetchone()
@@ -187,6 +192,11 @@ class _BoolAsInt(adapt.Dumper):
         return b"1" if obj else b"0"
 
 
+class _BoolAsIntLoader(adapt.Loader):
+    def load(self, data) -> int:
+        return 1 if bytes(data) == b"t" else 0
+
+
 class _WholeNumericAsInt(adapt.Loader):
     def load(self, data) -> int | float:
         text = bytes(data)
@@ -218,6 +228,8 @@ def translate(sql: str) -> str:
         for pattern, replacement in _CODE_REWRITES:
             code = pattern.sub(replacement, code)
         pieces[i] = _PARAM.sub(_param, code)
+    for i in range(1, len(pieces), 2):  # psycopg reads placeholders everywhere, literals included
+        pieces[i] = pieces[i].replace("%", "%%")
     statement = "".join(pieces)
     match = _INSERT_OR.match(statement)
     if match:

@@ -2,7 +2,7 @@
 
 Kept apart from store.py so the PostgreSQL backend can port it in one place. Plain SQL only: `?` placeholders,
 no AUTOINCREMENT, upserts as `ON CONFLICT ... DO` (SQLite >= 3.24 and PostgreSQL both speak it). The tables are
-created on first use per connection, like store.py's schema.
+part of the schema (datagen/migrations.py, migration 2).
 """
 from __future__ import annotations
 
@@ -11,45 +11,12 @@ from collections.abc import Iterator
 
 from datagen import store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS example_revisions (
-    example_id TEXT NOT NULL REFERENCES examples(id),
-    revision INTEGER NOT NULL,               -- 1 = the example as first stored, counting up with each edit
-    content_hash TEXT NOT NULL,
-    data TEXT NOT NULL,                      -- the replaced Example as JSON
-    review_id INTEGER NOT NULL,              -- the edit event that replaced it
-    created_at REAL NOT NULL,
-    PRIMARY KEY (example_id, revision)
-);
-CREATE TABLE IF NOT EXISTS rule_failures (
-    rules_key TEXT NOT NULL,                 -- hash of the rules the check used: a changed plan starts afresh
-    example_id TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    PRIMARY KEY (rules_key, rule, example_id)
-);
-CREATE TABLE IF NOT EXISTS rule_scans (
-    rules_key TEXT PRIMARY KEY,
-    last_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS examples_by_category_seq ON examples(category, status, seq);
-CREATE INDEX IF NOT EXISTS examples_by_generator ON examples(generator, seq);
-CREATE INDEX IF NOT EXISTS reviews_by_kind ON reviews(kind, verdict)
-"""
-
-_ready: set[str] = set()  # database files whose tables exist (the tables outlive any one connection)
-
 QUEUE_COLUMNS = "seq, id, status, category, generator, created_at, data"
 
 
-def connect(db_path) -> object:
-    """store.connect, plus this module's tables on first use of the connection."""
-    conn = store.connect(db_path)
-    if str(db_path) not in _ready:
-        with store.transaction(conn):
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                conn.execute(statement)
-        _ready.add(str(db_path))
-    return conn
+def connect(database) -> object:
+    """store.connect: this module's tables come with the schema (datagen/migrations.py, migration 2)."""
+    return store.connect(database)
 
 
 def queue_where(*, category: str | None, status: str | None, generator: str | None, text: str | None,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import subprocess
@@ -57,7 +58,8 @@ both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 
 @pytest.fixture
 def backend(request) -> str:
-    return getattr(request, "param", "sqlite")
+    """The parametrised backend, else ENGRAIN_TEST_BACKEND (run any datagen test on PostgreSQL), else SQLite."""
+    return getattr(request, "param", os.environ.get("ENGRAIN_TEST_BACKEND", "sqlite"))
 
 
 @pytest.fixture
