@@ -16,6 +16,7 @@ from typing import Any
 # Rank 0 prepares the base model and exports data while the others wait in a broadcast: allow for a slow
 # first conversion of a large base model.
 _WAIT = timedelta(hours=2)
+_groups: dict[str, Any] = {}      # "control": the gloo group beside NCCL (see _control_group)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ def start() -> World:
         if cuda:
             torch.cuda.set_device(w.local_rank)
         dist.init_process_group("nccl" if cuda else "gloo", timeout=_WAIT)
+        if cuda:   # creating a group is itself collective: every rank does it here, in the same order
+            _groups["control"] = dist.new_group(backend="gloo", timeout=_WAIT)
     return w
 
 
@@ -65,6 +68,7 @@ def finish() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _groups.clear()
 
 
 def share(obj: Any = None) -> Any:
@@ -74,7 +78,6 @@ def share(obj: Any = None) -> Any:
     import torch.distributed as dist
 
     box = [obj]
-    # Python objects travel through CPU tensors: a gloo group works whatever the main backend is.
     dist.broadcast_object_list(box, src=0, group=_control_group())
     return box[0]
 
@@ -91,17 +94,10 @@ def sum_across(value: float) -> float:
     return float(t.item())
 
 
-_groups: dict[str, Any] = {}
-
-
 def _control_group():
-    import torch.distributed as dist
-
-    if dist.get_backend() == "gloo":
-        return None
-    if "control" not in _groups:
-        _groups["control"] = dist.new_group(backend="gloo")
-    return _groups["control"]
+    """Python objects and loss values travel through CPU tensors: the default group on CPU, a gloo group
+    beside NCCL on CUDA."""
+    return _groups.get("control")
 
 
 def launch(processes: int, args: list[str]) -> int:
