@@ -3,6 +3,7 @@ examples (every one valid and distinct) and its deliberately flawed file (every 
 from __future__ import annotations
 
 import json
+import tomllib
 
 
 import datagen
@@ -29,3 +30,45 @@ def test_bundled_examples_import_cleanly_and_flawed_ones_are_rejected(tmp_path, 
     assert bad.exit_code == 1
     for verdict in map(json.loads, bad.stdout.splitlines()):
         assert not verdict["accepted"] and verdict["reasons"], verdict
+
+
+NEUTRAL_REPLY = "Step 0 — Identity Audit: held-out prompt (TODO(human) marks nothing here)."
+
+
+def test_held_out_prompts_are_not_near_duplicates_of_the_training_examples(tmp_path):
+    """The project's own dedup (exact, MinHash, MiniLM on the user turn) finds no eval prompt in the training set."""
+    root = tmp_path / "qs"
+    datagen.init_workspace(root, template=QUICKSTART, force=True)
+    ws = datagen.find_workspace(root)
+    for path in sorted((QUICKSTART / "examples").glob("*.jsonl")):
+        assert all(v.accepted for v in datagen.import_file(ws, path, status="approved"))
+    prompts = [json.loads(line) for line in (QUICKSTART / "eval_prompts.jsonl").read_text().splitlines()]
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text("".join(json.dumps({
+        "messages": [{"role": "user", "content": p["prompt"]}, {"role": "assistant", "content": NEUTRAL_REPLY}],
+        "category": p["category"]}) + "\n" for p in prompts))
+    verdicts = list(datagen.import_file(ws, held_out))
+    assert len(verdicts) == len(prompts)
+    copies = [(prompts[v.index]["prompt"], v.reasons) for v in verdicts if not v.accepted]
+    assert not copies, copies
+
+
+def test_every_bundled_rule_has_twenty_held_out_prompts_that_can_break_it():
+    """Rules gated on the prompt apply to >= 20 prompts; the reply-gated one (tests-before-done) gets >= 20 requests
+    to finish or fix something, and each "never" rule gets prompts that tempt it."""
+    raw = tomllib.loads((QUICKSTART / "engrain.toml").read_text())
+    ws_rules = {r["name"]: datagen.Rule.model_validate(r) for r in raw["rules"]}
+    assert len(ws_rules) >= 5
+    prompts = [json.loads(line)["prompt"] for line in (QUICKSTART / "eval_prompts.jsonl").read_text().splitlines()]
+    for rule in ws_rules.values():
+        if rule.when_reply:
+            continue
+        applicable = sum(datagen.check_rules([rule], [{"role": "user", "content": p},
+                                                      {"role": "assistant", "content": "ok"}], "tool-use")[0].applicable
+                         for p in prompts)
+        assert applicable >= 20, (rule.name, applicable)
+    lowered = [p.lower() for p in prompts]
+    finish = [p for p in lowered if any(w in p for w in ("fix", "done", "finish", "complete"))]
+    hooks = [p for p in lowered if any(w in p for w in ("hook", "force", "overwrite", "push"))]
+    one_file = [p for p in lowered if any(w in p for w in ("one file", "single", "one big", "one module", "lines"))]
+    assert len(finish) >= 20 and len(hooks) >= 10 and len(one_file) >= 5, (len(finish), len(hooks), len(one_file))
