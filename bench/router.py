@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the `router` package it measures
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 PROXY_VENV = Path(tempfile.gettempdir()) / "engrain-bench-litellm"
+ANCHOR_LITELLM = "1.106.12"
 MASTER_KEY = "sk-engrain-bench"
 # distinct prompts, as in real traffic: a router that cached one prompt's score would otherwise look free
 PROMPTS = [json.loads(line)["prompt"] for line in (ROOT / "router" / "data" / "labels.jsonl").read_text().splitlines()]
@@ -47,9 +48,9 @@ def free_port() -> int:
 
 
 def litellm_proxy_bin() -> Path:
-    import importlib.metadata
-
-    version = importlib.metadata.version("litellm")        # the same litellm our router calls
+    # A pinned anchor release whose [proxy] extra resolves on the package index: newer ones (1.108+) pin
+    # litellm-proxy / litellm-proxy-extras releases the index does not have (checked with `pip install --dry-run`).
+    version = ANCHOR_LITELLM
     exe, done = PROXY_VENV / "bin" / "litellm", PROXY_VENV / f".installed-{version}"
     if done.exists():
         return exe

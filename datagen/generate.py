@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from datagen.brief import build_brief
 from datagen.ingest import submit
-from datagen.llm import complete
+from datagen.llm import Usage, complete_with_usage
 from datagen.schema import Verdict
 
 SYSTEM = """You write training examples for fine-tuning a coding assistant. You get a brief: the category to
@@ -27,6 +27,7 @@ class GenerateResult(BaseModel):
     accepted: list[str] = Field(default_factory=list, description="ids of the stored examples")
     rejected: list[Verdict] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list, description="model calls that failed after retries")
+    usage: Usage = Field(default_factory=Usage, description="tokens and cost of the calls that answered")
 
 
 def generate(ws, category: str, count: int, model: str, *, workers: int = 4, api_base: str | None = None,
@@ -46,11 +47,12 @@ def generate(ws, category: str, count: int, model: str, *, workers: int = 4, api
                 budget["attempts"] -= 1
                 budget["in_flight"] += 1
             try:
-                verdict, error = _attempt(ws, category, model, api_base, retries, feedback)
+                verdict, error, usage = _attempt(ws, category, model, api_base, retries, feedback)
             finally:
                 with lock:
                     budget["in_flight"] -= 1
             with lock:
+                result.usage.add(usage)
                 if error:
                     result.errors.append(error)
                 elif verdict.accepted:
@@ -69,21 +71,22 @@ def generate(ws, category: str, count: int, model: str, *, workers: int = 4, api
 
 
 def _attempt(ws, category: str, model: str, api_base: str | None, retries: int,
-             feedback: list[str]) -> tuple[Verdict | None, str]:
+             feedback: list[str]) -> tuple[Verdict | None, str, Usage]:
     brief = build_brief(ws, category, 1)
     prompt = brief.model_dump_json(indent=1)
     if feedback:
         prompt += "\n\nYour previous example was rejected for these reasons; avoid them:\n- " + "\n- ".join(feedback)
     try:
-        text = complete(model, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-                        api_base=api_base, retries=retries)
+        text, usage = complete_with_usage(model, [{"role": "system", "content": SYSTEM},
+                                                  {"role": "user", "content": prompt}], api_base=api_base,
+                                          retries=retries)
     except Exception as exc:  # litellm maps every provider failure to its own exception types
-        return None, f"{type(exc).__name__}: {exc}"
+        return None, f"{type(exc).__name__}: {exc}", Usage()
     record = first_json_object(text)
     if record is None:
-        return Verdict(index=0, accepted=False, reasons=["the model's answer contains no JSON object"]), ""
+        return Verdict(index=0, accepted=False, reasons=["the model's answer contains no JSON object"]), "", usage
     record["category"] = category
-    return submit(ws, [record], generator=f"generate:{model}")[0], ""
+    return submit(ws, [record], generator=f"generate:{model}")[0], "", usage
 
 
 def first_json_object(text: str) -> dict | None:

@@ -84,7 +84,8 @@ def init(
         from server import register_for_claude_code
 
         with _reported():
-            result = register_for_claude_code(directory.resolve(), router_url=router)
+            result = register_for_claude_code(directory.resolve(), router_url=router, on_change=lambda message:
+                                              console.print(message, highlight=False, markup=False))
         if router:
             console.print(f"Claude Code in {directory.resolve()} now goes through the router at {router} "
                           "(.claude/settings.json)", highlight=False)
@@ -232,6 +233,7 @@ def review(
     notes: str = typer.Option("", "--notes", help="Notes recorded with the decisions."),
     reviewer: str = typer.Option("human", "--reviewer", help="Who decides (recorded with each event)."),
     show: Optional[str] = typer.Option(None, "--show", help="Print one example in full, with its review events."),
+    show_json: bool = typer.Option(False, "--json", help="With --show: the stored row as JSON instead."),
     judge: Optional[str] = typer.Option(None, "--judge", help="PROVIDER/MODEL that suggests verdicts (litellm)."),
     api_base: Optional[str] = typer.Option(None, "--api-base", help="Base URL for the judge's API."),
     status: str = typer.Option("pending", "--status", help="Which examples to list: pending|approved|rejected|all."),
@@ -261,7 +263,10 @@ def review(
             return
         if show:
             stored = datagen.get_example(ws, show)
-            console.print_json(stored.model_dump_json())
+            if show_json:
+                print(stored.model_dump_json(indent=2))
+            else:
+                _print_example(stored)
             return
         if judge:
             events = datagen.judge_pending(ws, judge, limit=limit, api_base=api_base, on_event=lambda e: console.print(
@@ -299,6 +304,41 @@ def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> N
         raise typer.Exit(2) from None
 
 
+def _when(timestamp: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _plain(text: str = "") -> None:
+    console.print(text, highlight=False, markup=False)
+
+
+def _print_example(stored) -> None:
+    """One example as a reader wants it: who/when, then the conversation turn by turn, then the review events."""
+    example = stored.example
+    say = _plain
+    say(f"{stored.id}  {example.category}  {stored.status}  by {stored.generator}")
+    say(f"created {_when(stored.created_at)}, updated {_when(stored.updated_at)}")
+    if example.source_refs:
+        say(f"cites: {', '.join(example.source_refs)}")
+    if example.tools:
+        say(f"tools: {', '.join(t.get('function', {}).get('name', '?') for t in example.tools)}")
+    for message in example.messages:
+        label = message.role if message.role != "tool" else f"tool result ({message.tool_call_id})"
+        console.rule(label, align="left", style="dim")
+        if message.content:
+            say(message.content)
+        for call in message.tool_calls or []:
+            say(f"→ {call.function.name}({call.function.arguments})  [{call.id}]")
+    console.rule("reviews", align="left", style="dim")
+    for event in stored.reviews or []:
+        score = f" score {event.score:.2f}" if event.score is not None else ""
+        say(f"{_when(event.created_at)}  {event.reviewer}: {event.kind} {event.verdict}{score}  {event.notes}".rstrip())
+    if not stored.reviews:
+        say("none yet")
+
+
 def generate(
     category: str = typer.Option(..., "--category", "-c"),
     count: int = typer.Option(10, "--count", "-n", min=1),
@@ -323,6 +363,7 @@ def generate(
         errors.print(f"model call failed: {error}", highlight=False, markup=False)
     console.print(f"{len(result.accepted)}/{count} accepted, {len(result.rejected)} rejected, "
                   f"{len(result.errors)} failed calls", highlight=False)
+    console.print(result.usage.describe(model), highlight=False, markup=False)
     if len(result.accepted) < count:
         raise typer.Exit(1)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -69,7 +68,9 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
         raise _error(f"run {run_id} has no GGUF yet; run `engrain package {run_id}` first")
     source = prompts or (Path(record.artifacts["heldout"]) if record.artifacts.get("heldout") else None)
     if source is None:
-        raise _error("no held-out prompts: pass --prompts FILE (JSONL of {\"prompt\", \"category\"})")
+        raise _error(f"run {run_id} has no held-out split: training holds out 10% of each category's examples and "
+                     "its data had too few (a category needs at least 2); pass --prompts FILE (JSONL of "
+                     "{\"prompt\", \"category\"}, or any exported examples file)")
     items = evaluation.load_prompts(source)
     base_gguf = record.artifacts.get("base_gguf") or str(router.bundled_gguf())
     # The base arm carries the whole system prompt, so give every arm a window that holds it.
@@ -94,6 +95,7 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
                                  max_tokens=max_tokens, base_with_prompt=base_with_prompt, judge=grader,
                                  on_answer=tick)
     paths = evaluation.write_report(report, Path(ws.state_dir) / "runs" / run_id)
+    training.record_eval(ws, run_id, report.headline(), {f"eval_{k}": str(v) for k, v in paths.items()})
     return report, paths
 
 
@@ -204,11 +206,9 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         console.print(f"  {name:<12} {path}", highlight=False)
     if record.ollama_name:
         console.print(f"  ollama model: {record.ollama_name}", highlight=False)
-    checkout_modelfile = Path(__file__).resolve().parents[1] / "Modelfile"
-    if checkout_modelfile.is_file():  # the checkout's top-level Modelfile names this file
-        shutil.copyfile(record.artifacts["gguf"], checkout_modelfile.with_name("quickstart.q4_k_m.gguf"))
-        console.print(f"  copied beside {checkout_modelfile}: `ollama create engrain-quickstart -f Modelfile` "
-                      "works from the checkout", highlight=False)
+    # Nothing goes into the source checkout: the run's own Modelfile sits beside its GGUF.
+    console.print(f"  for Ollama: ollama create engrain-quickstart -f {record.artifacts['modelfile']}",
+                  highlight=False)
 
     _step(7, "route: the router on the new model; one simple and one complex request")
     routed = _route_demo(root, Path(record.artifacts["gguf"]))

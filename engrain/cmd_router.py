@@ -36,10 +36,20 @@ def _config(path: Path | None):
     try:
         cfg = load_config(source)
     except (OSError, ValueError) as exc:
-        raise typer.BadParameter(f"router config {source}: {exc}") from exc
+        raise typer.BadParameter(f"router config {source}: {_problems(exc)}") from None
     if cfg.head is None and _workspace_head().exists():
         cfg.head = _workspace_head()
     return cfg
+
+
+def _problems(exc: Exception) -> str:
+    """A config error as one line per problem (`router.models.0.provider: Input should be ...`), not pydantic's
+    multi-line dump with its URLs."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'router'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
 
 
 def _head_path(head: Path | None, cfg_path: Path | None = None) -> Path:

@@ -29,15 +29,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def clock(seconds: float | None) -> str:
+    """An ETA as H:MM:SS (or '-' before the first step has a time)."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "-"
+    whole = int(round(seconds))
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 @contextmanager
 def progress_display(console) -> Iterator[Callable]:
     """A progress bar per stage (step, loss, tokens/s, ETA) for training's on_progress callback; where stderr is
     not a terminal (logs, CI), a plain line every 10 steps instead, since rich draws nothing live there."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     def fields(status) -> dict:
         return {"loss": f"{status.loss:.4f}" if status.loss is not None else "-",
-                "tps": f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-"}
+                "tps": f"{status.tokens_per_s:.0f}" if status.tokens_per_s else "-", "eta": clock(status.eta_s)}
 
     if not console.is_terminal:
         def line(status) -> None:
@@ -51,7 +59,7 @@ def progress_display(console) -> Iterator[Callable]:
         return
     columns = (TextColumn("[bold]{task.fields[stage]}"), BarColumn(), TextColumn("step {task.completed}/{task.total}"),
                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-               TextColumn("ETA"), TimeRemainingColumn())
+               TextColumn("ETA {task.fields[eta]}"))  # engrain's estimate: rich's own gives up on slow steps
     tasks: dict[str, int] = {}
     with Progress(*columns, console=console, transient=False) as progress:
         def show(status) -> None:
@@ -101,12 +109,15 @@ def train_cmd(
             _fail(f"a training process stopped: {reason}")
         return
     console = Console(stderr=True)
+    training.interrupt_on_sigterm()
     with progress_display(console) as show:
         try:
             record = training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
                                     include_pending=include_pending, run_id=resume, on_progress=show)
         except (ValueError, RuntimeError, LookupError) as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted(ws, resume)
     for warning in record.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     if record.hosted_model:
@@ -116,6 +127,18 @@ def train_cmd(
         console.print(f"loss {metrics['first_loss']:.4f} -> {metrics['final_loss']:.4f} over "
                       f"{int(metrics['steps'])} steps; plot: {record.artifacts.get('loss_plot')}")
     typer.echo(record.id)
+
+
+def _interrupted(ws, resume: Optional[str]) -> None:
+    """Ctrl-C or SIGTERM: say which run stopped and how to resume it (the runner recorded both), exit 130."""
+    import training
+
+    runs = [r for r in training.list_runs(ws) if r.id == resume] if resume else training.list_runs(ws)
+    stopped = next((r for r in runs if r.error and r.error.startswith("interrupted")), None)
+    message = (f"run {stopped.id} {stopped.error}" if stopped
+               else "interrupted before a run was recorded; nothing to resume")
+    typer.secho(message, fg=typer.colors.YELLOW, err=True)
+    raise typer.Exit(130)
 
 
 def package_cmd(
@@ -151,7 +174,8 @@ def models_cmd(
 
     runs = training.list_runs(_workspace(workspace))
     if as_json:
-        typer.echo(json.dumps([r.model_dump() for r in runs], indent=2))
+        # Through model_dump_json: a NaN loss becomes "NaN", so the output stays valid JSON.
+        typer.echo(json.dumps([json.loads(r.model_dump_json()) for r in runs], indent=2))
         return
     from rich.console import Console
     from rich.table import Table

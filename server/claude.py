@@ -5,9 +5,11 @@ import json
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import datagen
+from server import agents
 
 SERVER_NAME = "engrain"
 GENERATOR_TOOLS = ("brief", "submit", "examples", "coverage")
@@ -22,10 +24,12 @@ def engrain_command() -> Path:
     return script
 
 
-def register_for_claude_code(root: Path, router_url: str | None = None) -> str:
+def register_for_claude_code(root: Path, router_url: str | None = None,
+                             on_change: Callable[[str], None] | None = None) -> str:
     """Write (or merge into) `root/.mcp.json` and `root/.claude/agents/`; return the equivalent `claude mcp add`.
 
-    With `router_url`, also point the project's Claude Code at the router (`.claude/settings.json` `env`).
+    With `router_url`, also point the project's Claude Code at the router (`.claude/settings.json` `env`). The
+    subagents follow the plan (server/agents.py); `on_change` hears each file written or removed.
     """
     root = Path(root).resolve()
     if router_url:
@@ -33,8 +37,8 @@ def register_for_claude_code(root: Path, router_url: str | None = None) -> str:
     command = str(engrain_command())
     args = ["mcp", "--workspace", str(root)]
     _merge_mcp_json(root / ".mcp.json", {"type": "stdio", "command": command, "args": args, "env": {}})
-    for category in datagen.plan(datagen.find_workspace(root)):
-        _write_once(root / ".claude" / "agents" / f"engrain-gen-{category.name}.md", _subagent(category))
+    wanted = {f"{agents.PREFIX}{c.name}.md": _subagent(c) for c in datagen.plan(datagen.find_workspace(root))}
+    agents.sync(root / ".claude" / "agents", wanted, on_change or (lambda _message: None))
     return shlex.join(["claude", "mcp", "add", "--scope", "project", SERVER_NAME, "--", command, *args])
 
 
@@ -77,13 +81,6 @@ def _merge_settings_env(path: Path, env: dict[str, str]) -> None:
     settings["env"].update(env)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(settings, indent=2) + "\n")
-
-
-def _write_once(path: Path, text: str) -> None:
-    """A subagent the user has edited is theirs: never overwrite an existing file."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, text)
 
 
 def _atomic_write(path: Path, text: str) -> None:

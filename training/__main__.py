@@ -13,8 +13,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from datagen import load_workspace
 
-    from training.runner import train
+    from training.runner import interrupt_on_sigterm, train
 
+    interrupt_on_sigterm()
     ws = load_workspace(args.workspace)
 
     def report(status) -> None:

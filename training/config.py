@@ -21,6 +21,7 @@ class StageConfig(BaseModel):
     max_steps: int | None = Field(default=None, gt=0)
     epochs: float | None = Field(default=None, gt=0)
     learning_rate: float | None = Field(default=None, gt=0)
+    continue_learning_rate: float | None = Field(default=None, gt=0)   # when the base is an earlier run
 
 
 class TrainingConfig(BaseModel):
@@ -85,7 +86,7 @@ lora_alpha = 32
 lora_dropout = 0.0
 target_modules = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 learning_rate = 2e-4
-continue_learning_rate = 5e-5     # used when base is an earlier run
+continue_learning_rate = 5e-5     # used when base is an earlier run (over any stage's learning_rate)
 epochs = 2.0                      # ignored when max_steps is set
 # max_steps = 200
 batch_size = 4                    # halved automatically (with accumulation doubled) on CUDA out-of-memory
@@ -100,7 +101,7 @@ save_every = 25                   # checkpoint every N steps; an interrupted run
 # "fsdp" shards its weights across the GPUs (for a model that does not fit one; no mid-run checkpoints).
 parallel = "ddp"
 quant = "q4_k_m"                  # GGUF quantization for `engrain package`
-system = "You are a careful coding agent."   # the short SYSTEM line of the generated Modelfile
+system = "You are a careful coding agent."   # the Modelfile's SYSTEM, written only when training examples had one
 hosted_model = "gpt-4.1-mini-2025-04-14"     # base model for --backend hosted (OPENAI_API_KEY, OPENAI_BASE_URL)
 hosted_poll_seconds = 10.0                   # how often to ask the hosted API about the job
 

@@ -27,6 +27,9 @@ class EvalPrompt(BaseModel):
     prompt: str
     category: str | None = None
     tools: list[dict[str, Any]] | None = None
+    # Whether the reference answer called a tool; tool-call validity counts only prompts where one was expected
+    # (None: unknown, so only an answer that does call is judged).
+    expects_tool_call: bool | None = None
 
 
 class Answer(BaseModel):
@@ -141,7 +144,11 @@ def _as_prompt(record: Any) -> dict[str, Any]:
                  and t.get("role", t.get("from")) in ("user", "human")), None)
     if user is None and isinstance(record.get("instruction"), str):
         user = "\n\n".join(part for part in (record["instruction"], record.get("input") or "") if part)
-    return {"prompt": user, "category": record.get("category"), "tools": record.get("tools")}
+    # The reference answer's first reply says whether a call was expected (chat records only).
+    reply = next((t for t in record.get("messages") or [] if isinstance(t, dict) and t.get("role") == "assistant"), None)
+    expects = bool(reply.get("tool_calls")) if reply is not None and record.get("tools") else None
+    return {"prompt": user, "category": record.get("category"), "tools": record.get("tools"),
+            "expects_tool_call": expects}
 
 
 def system_prompt(ws: datagen.Workspace) -> str:
@@ -211,10 +218,12 @@ def _score(ws: datagen.Workspace, rules: list, arm: str, index: int, item: EvalP
     conversation = [{"role": "user", "content": item.prompt}, assistant]
     checks = datagen.check_rules(rules, conversation, item.category, judge)
     valid = None
-    if item.tools:
+    if item.tools and calls:
         # Structural validity only (declared tool, arguments satisfy its schema); content rules are scored above.
         record = {"messages": conversation, "tools": item.tools, "category": item.category}
-        valid = bool(calls) and not datagen.validate_example(ws, record, rules=False)
+        valid = not datagen.validate_example(ws, record, rules=False)
+    elif item.tools and item.expects_tool_call:
+        valid = False  # a call was expected and none came; a prompt that needs none does not count
     return Answer(arm=arm, prompt_index=index, text=result.text, tool_calls=result.tool_calls,
                   prompt_tokens=result.prompt_tokens, rules={c.name: c.passed for c in checks if c.applicable},
                   tool_calls_valid=valid)

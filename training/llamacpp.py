@@ -13,6 +13,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -119,9 +121,31 @@ def quantize(src: Path, dst: Path, quant: str) -> Path:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[quant])
     params.nthread = max(1, len(os.sched_getaffinity(0)))
-    if llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) != 0:
-        raise ConversionFailed(f"llama.cpp could not quantize {src} to {quant}")
+    log = dst.with_suffix(".log")
+    with output_to(log):
+        failed = llama_cpp.llama_model_quantize(str(src).encode(), str(dst).encode(), ctypes.byref(params)) != 0
+    if failed:
+        raise ConversionFailed(f"llama.cpp could not quantize {src} to {quant}; its messages are in {log}")
     return dst
+
+
+@contextmanager
+def output_to(log: Path) -> Iterator[None]:
+    """llama.cpp's C code prints a line per tensor (hundreds) straight to file descriptors 1 and 2: send them to
+    `log` for the duration, so a user sees engrain's summary and the details stay on disk."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log.open("ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
 
 
 def k_quant_fallback(config: dict, quant: str) -> str | None:

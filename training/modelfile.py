@@ -11,7 +11,7 @@ STOPS = (STOP, START)
 PARAMETERS = {"temperature": 0.2, "repeat_penalty": 1.1}
 
 
-def render(gguf_name: str, *, system: str, adapter_note: tuple[str, str] | None = None) -> str:
+def render(gguf_name: str, *, system: str | None, adapter_note: tuple[str, str] | None = None) -> str:
     """FROM the merged GGUF (Ollama's ADAPTER directive is not in every version); TEMPLATE and stops are
     written out because Ollama falls back to `{{ .Prompt }}` for templates it does not recognise."""
     lines = [f"FROM ./{gguf_name}"]
@@ -22,7 +22,9 @@ def render(gguf_name: str, *, system: str, adapter_note: tuple[str, str] | None 
     lines.append(f'TEMPLATE """{OLLAMA_TEMPLATE}"""')
     lines += [f'PARAMETER stop "{s}"' for s in STOPS]
     lines += [f"PARAMETER {k} {v}" for k, v in PARAMETERS.items()]
-    lines += [f'SYSTEM """{system}"""', ""]
+    if system:  # only a system turn the model was trained with: an unseen one changes what it does
+        lines.append(f'SYSTEM """{system}"""')
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -30,7 +32,7 @@ class OllamaUnavailable(RuntimeError):
     pass
 
 
-def create(name: str, gguf: Path, *, system: str, host: str | None = None,
+def create(name: str, gguf: Path, *, system: str | None, host: str | None = None,
            on_status: Callable[[str], None] | None = None) -> str:
     """Upload `gguf` as a blob and create `name` from it; returns the model name Ollama reports."""
     import httpx
@@ -43,7 +45,8 @@ def create(name: str, gguf: Path, *, system: str, host: str | None = None,
         raise OllamaUnavailable(f"no Ollama server answered at {host or 'OLLAMA_HOST/default'} ({exc})") from exc
     digest = client.create_blob(gguf)
     for progress in client.create(model=name, files={gguf.name: digest}, template=OLLAMA_TEMPLATE,
-                                  parameters={"stop": list(STOPS), **PARAMETERS}, system=system, stream=True):
+                                  parameters={"stop": list(STOPS), **PARAMETERS}, system=system or None,
+                                  stream=True):
         if on_status and progress.status:
             on_status(progress.status)
     shown = client.show(name)

@@ -47,7 +47,8 @@ def package(ws, run_id: str, *, quant: str | None = None, name: str | None = Non
     lora = llamacpp.lora_to_gguf(Path(record.artifacts["adapter"]), Path(record.base_path),
                                  _fresh(out / "adapter.f16.gguf"))
     mf = out / "Modelfile"
-    mf.write_text(modelfile.render(quantized.name, system=cfg.system, adapter_note=(str(base_gguf), lora.name)),
+    system = cfg.system if trained_with_system(registry.run_dir(ws, run_id)) else None
+    mf.write_text(modelfile.render(quantized.name, system=system, adapter_note=(str(base_gguf), lora.name)),
                   encoding="utf-8")
     record.artifacts.update({"merged_hf": str(merged), "gguf_f16": str(f16), "gguf": str(quantized),
                              "lora_gguf": str(lora), "base_gguf": str(base_gguf), "modelfile": str(mf)})
@@ -55,12 +56,22 @@ def package(ws, run_id: str, *, quant: str | None = None, name: str | None = Non
     ollama_name = name or f"engrain-{run_id}".lower()
     try:
         say(f"creating Ollama model {ollama_name}")
-        record.ollama_name = modelfile.create(ollama_name, quantized, system=cfg.system, on_status=say)
+        record.ollama_name = modelfile.create(ollama_name, quantized, system=system, on_status=say)
     except modelfile.OllamaUnavailable as exc:
         notes.append(f"{exc}; later run: ollama create {ollama_name} -f {mf}")
         say(f"skipped ollama create: {notes[-1]}")
     record.warnings = list(dict.fromkeys(record.warnings + notes))
     return registry.save(ws, record)
+
+
+def trained_with_system(run_folder: Path) -> bool:
+    """Whether any example the run trained on opened with a system turn (the exported stage data says)."""
+    for path in run_folder.glob("stages/*/data/train.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            messages = json.loads(line).get("messages") if line.strip() else None
+            if messages and messages[0].get("role") == "system":
+                return True
+    return False
 
 
 def _fresh(path: Path) -> Path:

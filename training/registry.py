@@ -9,7 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, field_validator
+
+# A NaN or infinite loss is a result to report, not a reason the registry stops reading: written as "NaN" strings
+# (JSON has no NaN; pydantic's default null would not read back as a float), read back as floats.
+_NUMBERS = ConfigDict(ser_json_inf_nan="strings")
 
 State = Literal["queued", "running", "done", "failed"]
 
@@ -19,6 +23,8 @@ class RunNotFound(LookupError):
 
 
 class StageResult(BaseModel):
+    model_config = _NUMBERS
+
     name: str
     categories: list[str] = []
     examples: int = 0
@@ -32,6 +38,8 @@ class StageResult(BaseModel):
 
 
 class RunRecord(BaseModel):
+    model_config = _NUMBERS
+
     id: str
     created_at: str
     state: State = "queued"
@@ -51,8 +59,21 @@ class RunRecord(BaseModel):
     ollama_name: str | None = None
     error: str | None = None
 
+    @field_validator("losses", mode="before")
+    @classmethod
+    def _null_is_nan(cls, value: Any) -> Any:
+        # Records written before NaN was kept hold null where a loss was NaN.
+        return [float("nan") if v is None else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _null_metric_is_nan(cls, value: Any) -> Any:
+        return {k: float("nan") if v is None else v for k, v in value.items()} if isinstance(value, dict) else value
+
 
 class RunStatus(BaseModel):
+    model_config = _NUMBERS
+
     run_id: str
     state: State
     stage: str | None = None
@@ -110,11 +131,29 @@ def get_run(ws, run_id: str) -> RunRecord:
 
 
 def list_runs(ws) -> list[RunRecord]:
-    """Every run, newest first."""
+    """Every run, newest first; a run.json that cannot be read is listed as a failed run that says why."""
     root = runs_dir(ws)
-    records = [_settled(ws, RunRecord.model_validate_json(p.read_text(encoding="utf-8")))
-               for p in root.glob("*/run.json")] if root.is_dir() else []
+    records = [_read(ws, p) for p in root.glob("*/run.json")] if root.is_dir() else []
     return sorted(records, key=lambda r: r.id, reverse=True)
+
+
+def _read(ws, path: Path) -> RunRecord:
+    try:
+        return _settled(ws, RunRecord.model_validate_json(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return RunRecord(id=path.parent.name, created_at="", state="failed",
+                         error=f"{path} is unreadable ({reason}); the run's other files are kept")
+
+
+def record_eval(ws, run_id: str, headline: dict[str, Any], artifacts: dict[str, str]) -> RunRecord:
+    """Eval results belong to the run they measured: the headline's numbers under `eval_*` metrics, its reports as
+    artifacts (a later eval replaces the earlier one's)."""
+    record = get_run(ws, run_id)
+    record.metrics.update({f"eval_{k}": float(v) for k, v in headline.items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    record.artifacts.update(artifacts)
+    return save(ws, record)
 
 
 def _settled(ws, record: RunRecord) -> RunRecord:

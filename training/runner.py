@@ -2,6 +2,7 @@
 stage's adapter), record everything in the registry. A run that exists already is resumed where it stopped."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from training import base as base_models
-from training import data, distributed, registry, report
+from training import data, distributed, heldout, registry, report
 from training.backends.job import StageJob, StageOutput
 from training.config import StageConfig, TrainingConfig, load_config
 from training.registry import RunRecord, RunStatus, StageResult
@@ -60,11 +61,32 @@ def _lead(ws, *, backend: str, base: str | None, stage: str | None, max_steps: i
     try:
         _run(ws, record, status, on_progress)
     except BaseException as exc:
-        record.state, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        record.state, record.error = "failed", _failure(exc, record.id, status)
         registry.save(ws, record)
         registry.write_status(ws, status.model_copy(update={"state": "failed", "error": record.error}))
         raise
     return record
+
+
+def _failure(exc: BaseException, run_id: str, status: RunStatus) -> str:
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (see interrupt_on_sigterm)
+        where = f" at stage {status.stage} step {status.step}/{status.total_steps}" if status.stage else ""
+        return (f"interrupted{where}; resume from the last checkpoint with `engrain train --resume {run_id}`")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def interrupt_on_sigterm() -> None:
+    """SIGTERM (a service manager, `kill`, a CI timeout) unwinds like Ctrl-C, so the run is recorded as interrupted
+    with its resume hint instead of staying "running". Only the main thread may install handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: int | None,
@@ -129,15 +151,13 @@ def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | Non
     cfg = TrainingConfig.model_validate(record.config)
     folder = registry.run_dir(ws, record.id)
     record.dataset_hash = data.snapshot(ws, record.include_pending)
-    learning_rate = cfg.learning_rate
+    continued = False
     if cfg.backend == "hosted":
         base_dir = None
         record.base_path = cfg.hosted_model
     else:
         base_dir, continued = _base_folder(ws, cfg.base)
         record.base_path = str(base_dir)
-        if continued:
-            learning_rate = cfg.continue_learning_rate
     registry.save(ws, record)
     done = {s.name: s for s in record.stages}
     previous: StageResult | None = None
@@ -150,7 +170,7 @@ def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | Non
         if not (data_dir / "train.jsonl").is_file():
             data.export(ws, data_dir, "mlx" if cfg.backend == "mlx" else "openai",
                         categories=spec.categories, include_pending=record.include_pending, seed=cfg.seed)
-        lr = spec.learning_rate or learning_rate
+        lr = stage_learning_rate(cfg, spec, continued)
         status.stage, status.step, status.total_steps, status.loss, status.eta_s = spec.name, 0, 0, None, None
         on_step = _progress(ws, status, on_progress)
         if cfg.backend == "hosted":
@@ -174,6 +194,14 @@ def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | Non
         registry.save(ws, record)
         previous = result
     _finish(ws, record, folder, previous)
+
+
+def stage_learning_rate(cfg: TrainingConfig, spec: StageConfig, continued: bool) -> float:
+    """Continuing an earlier run's model: continue_learning_rate (a stage's own continue_learning_rate wins), since
+    a fresh-training rate would undo what that run learned; a stage's learning_rate applies to fresh training."""
+    if continued:
+        return spec.continue_learning_rate or cfg.continue_learning_rate
+    return spec.learning_rate or cfg.learning_rate
 
 
 def _base_folder(ws, spec: str) -> tuple[Path, bool]:
@@ -275,6 +303,13 @@ def _finish(ws, record: RunRecord, folder: Path, last: StageResult | None) -> No
     warning = report.loss_fell(record.losses)
     if warning:
         record.warnings.append(warning)
+    bad = [i for i, loss in enumerate(record.losses, 1) if not math.isfinite(loss)]
+    if bad:
+        record.warnings.append(f"the loss was not a number at {len(bad)} step(s), first at step {bad[0]}: lower the "
+                               "learning rate or check the data; the adapter may be unusable")
+    held = heldout.write(folder)
+    if held:
+        record.artifacts["heldout"] = str(held)
     record.state = "done"
     registry.save(ws, record)
     status = registry.run_status(ws, record.id)
