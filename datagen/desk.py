@@ -17,13 +17,14 @@ from datagen.validate import validate
 
 PREVIEW_CHARS = 140
 RULE_SCAN_BATCH = 2000
+TEXT_COUNT_CAP = 1000
 
 
 class QueueFilter(BaseModel):
     category: str | None = None
     status: Status | None = Field("pending", description="None lists every status")
     generator: str | None = None
-    text: str | None = Field(None, description="case-insensitive substring of the example's JSON")
+    text: str | None = Field(None, description="substring of the example's JSON (ASCII letters match either case)")
     rule: str | None = Field(None, description="only examples that break this rule under the current plan")
 
 
@@ -42,6 +43,7 @@ class QueueItem(BaseModel):
 class QueuePage(BaseModel):
     items: list[QueueItem]
     total: int
+    more: bool = Field(False, description="a text search counted only up to `total`; more match")
     has_prev: bool
     has_next: bool
 
@@ -117,8 +119,10 @@ def queue_page(ws, filters: QueueFilter, *, after: int | None = None, before: in
     has_next = bool(items) and review_store.exists_where(conn, where, params, after=items[-1].seq)
     if not items and before is not None:
         has_next = review_store.exists_where(conn, where, params, after=before - 1)
-    return QueuePage(items=items, total=review_store.count_where(conn, where, params), has_prev=has_prev,
-                     has_next=has_next)
+    cap = TEXT_COUNT_CAP if filters.text else None
+    total = review_store.count_where(conn, where, params, cap)
+    return QueuePage(items=items, total=min(total, cap or total), more=cap is not None and total > cap,
+                     has_prev=has_prev, has_next=has_next)
 
 
 def adjacent_example(ws, filters: QueueFilter, example_id: str, *, forward: bool = True) -> str | None:

@@ -28,8 +28,9 @@ def queue_where(*, category: str | None, status: str | None, generator: str | No
             clauses.append(f"{column} = ?")
             params.append(value)
     if text:
-        escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        clauses.append("lower(data) LIKE ? ESCAPE '\\'")
+        # LIKE ignores ASCII case in SQLite and becomes ILIKE on PostgreSQL; lower() on every row cost 2x here.
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        clauses.append("data LIKE ? ESCAPE '\\'")
         params.append(f"%{escaped}%")
     if rule:
         clauses.append("id IN (SELECT example_id FROM rule_failures WHERE rules_key = ? AND rule = ?)")
@@ -48,8 +49,12 @@ def keyset_rows(conn, where: str, params: list, *, after: int | None, before: in
                         [*params, after or 0, limit]).fetchall()
 
 
-def count_where(conn, where: str, params: list) -> int:
-    return conn.execute(f"SELECT count(*) FROM examples WHERE {where}", params).fetchone()[0]
+def count_where(conn, where: str, params: list, cap: int | None = None) -> int:
+    """How many rows match; with `cap`, counting stops at cap + 1 (a text search need not read every row)."""
+    if cap is None:
+        return conn.execute(f"SELECT count(*) FROM examples WHERE {where}", params).fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM examples WHERE {where} LIMIT ?) AS hits",
+                        [*params, cap + 1]).fetchone()[0]
 
 
 def exists_where(conn, where: str, params: list, *, after: int | None = None, before: int | None = None) -> bool:

@@ -7,14 +7,16 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import datagen
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from server.web import actions, dashboard, views
+from server.web.context import render
 from server.web.render import stylesheet
 from server.web.security import CSRF_COOKIE, HEADERS, TOKEN_COOKIE, new_csrf_cookie, token_ok
 
@@ -57,8 +59,6 @@ async def guard(request: Request, call_next) -> Response:
 async def http_error(request: Request, exc: HTTPException) -> Response:
     if not hasattr(request.state, "csrf_cookie"):
         return PlainTextResponse(str(exc.detail), status_code=exc.status_code)
-    from server.web.context import render
-
     return render(request, "error.html", exc.status_code, message=str(exc.detail), code=exc.status_code)
 
 

@@ -122,3 +122,14 @@ def test_rejection_reasons_are_counted(filled):
     for example_id, notes in zip(ids, ["near-duplicate", "near-duplicate", "vague", ""]):
         datagen.decide(ws, example_id, "reject", reviewer="ana", notes=notes)
     assert datagen.rejection_reasons(ws) == [("near-duplicate", 2), ("(no reason given)", 1), ("vague", 1)]
+
+
+def test_a_text_search_counts_only_up_to_a_cap(filled, monkeypatch):
+    ws, ids = filled
+    monkeypatch.setattr("datagen.desk.TEXT_COUNT_CAP", 3)
+    page = datagen.queue_page(ws, datagen.QueueFilter(text="task"), limit=100)
+    assert page.total == 3 and page.more and len(page.items) == 15
+    exact = datagen.queue_page(ws, datagen.QueueFilter(text="task 1"), limit=100)  # 1, 10, 11, 100, 101, 102
+    assert exact.total == 3 and exact.more
+    one = datagen.queue_page(ws, datagen.QueueFilter(text="task 11:"), limit=100)
+    assert one.total == 1 and not one.more

@@ -29,10 +29,10 @@ def served(ws):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory, served):
     driver = chromium(tmp_path_factory.mktemp("chromium-profile"))
-    driver.set_page_load_timeout(60)
+    driver.set_page_load_timeout(180)
     driver.get(served.url + "/")
     driver.find_element(By.ID, "reviewer-name").send_keys(REVIEWER + Keys.ENTER)  # asked once, then a cookie
-    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-row]"))
+    WebDriverWait(driver, 180).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-row]"))
     yield driver
     driver.quit()
 
@@ -45,8 +45,8 @@ def leave_page(driver, action) -> None:
     """Run `action` and wait until the browser shows the page it leads to."""
     before = driver.find_element(By.TAG_NAME, "html")
     action()
-    WebDriverWait(driver, 60).until(lambda d: d.find_element(By.TAG_NAME, "html") != before)
-    WebDriverWait(driver, 60).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, 180).until(lambda d: d.find_element(By.TAG_NAME, "html") != before)
+    WebDriverWait(driver, 180).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def decisions_by(ws, example_id: str) -> list[tuple[str, str, str, str]]:
@@ -104,7 +104,7 @@ def test_hostile_example_renders_as_inert_text(ws, served, browser):
                  if i.example.category == "code-review" and "__pwned" in i.example.messages[0].content]
     for path in (f"/examples/{hostile.id}", f"/examples/{hostile.id}/edit", "/?status=all"):
         browser.get(served.url + path)
-        WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+        WebDriverWait(browser, 180).until(lambda d: d.execute_script("return document.readyState") == "complete")
         assert browser.execute_script("return typeof window.__pwned") == "undefined", path
         assert not browser.find_elements(By.CSS_SELECTOR, "main img, main svg, a#evil, a[href^='javascript']"), path
         scripts = [s.get_attribute("src") for s in browser.find_elements(By.TAG_NAME, "script")]

@@ -128,10 +128,10 @@ def test_token_gates_every_page_and_the_printed_link_works(ws):
     server = Served(ws, env={"ENGRAIN_REVIEW_TOKEN": TOKEN})
     try:
         for path in ("/", "/static/review.js", "/dashboard", f"/examples/{pending_ids(ws)[0]}"):
-            assert httpx.get(server.url + path).status_code == 401
-        assert httpx.get(server.url + "/", headers={"Authorization": "Bearer wrong-token-000000"}).status_code == 401
-        assert httpx.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        browser = httpx.Client(base_url=server.url, timeout=30)
+            assert httpx.get(server.url + path, timeout=180).status_code == 401
+        assert httpx.get(server.url + "/", headers={"Authorization": "Bearer wrong-token-000000"}, timeout=180).status_code == 401
+        assert httpx.get(server.url + "/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=180).status_code == 200
+        browser = httpx.Client(base_url=server.url, timeout=180)
         link = browser.get(f"/?token={TOKEN}&status=all", follow_redirects=False)
         assert link.status_code == 303 and link.headers["location"] == "/?status=all"  # the token leaves the URL
         first = browser.get("/?status=all")
@@ -178,3 +178,13 @@ def test_dashboard_shows_coverage_reasons_and_the_latest_runs_plots(ws, served):
         assert image.headers["content-type"] == "image/png" and image.content.startswith(b"\x89PNG")
     for bad in ("/runs/..%2F..%2Fengrain.toml/loss.png", f"/runs/{run.id}/config.png", "/runs/nope/loss.png"):
         assert client.get(bad).status_code == 404
+
+
+def test_bad_addresses_get_clear_4xx_pages(served):
+    client, _ = named_client(served.url, "Lost")
+    missing = client.get("/examples/ex_0000000000000000")
+    assert missing.status_code == 404 and "no example with id" in missing.text and "Traceback" not in missing.text
+    assert client.get("/?after=abc").status_code == 400
+    unknown_rule = client.get("/?rule=nope")
+    assert unknown_rule.status_code == 400 and "no rule named" in unknown_rule.text
+    assert client.get("/no/such/page").status_code == 404

@@ -109,7 +109,7 @@ class Served:
         self.process = subprocess.Popen(
             [*ENGRAIN, "review", "--web", "--port", str(self.port), "--workspace", str(ws.root), *extra],
             stdout=self.log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"the review page exited with {self.process.returncode}: {self.log.read_text()}")
@@ -119,7 +119,7 @@ class Served:
             except httpx.TransportError:
                 time.sleep(0.2)
         self.stop()
-        pytest.fail(f"the review page did not answer within 60 s: {self.log.read_text()}")
+        pytest.fail(f"the review page did not answer within 180 s: {self.log.read_text()}")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -155,7 +155,7 @@ def version_of(html: str) -> str:
 
 def named_client(base: str, name: str, **kwargs) -> tuple[httpx.Client, str]:
     """An HTTP client that told the page its reviewer name; returns it with its CSRF field."""
-    client = httpx.Client(base_url=base, follow_redirects=False, timeout=30, **kwargs)
+    client = httpx.Client(base_url=base, follow_redirects=False, timeout=180, **kwargs)
     first = client.get("/")
     assert first.status_code == 200, first.text
     client.post("/reviewer", data={"csrf": csrf_of(first.text), "name": name, "next": "/"})
