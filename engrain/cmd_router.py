@@ -70,6 +70,12 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
     """Serve routed completions: OpenAI /v1/chat/completions and Anthropic /v1/messages."""
     import uvicorn
 
+    from router.listen import uvicorn_options
+
+    if api_key is not None and not api_key.strip():
+        typer.echo("error: --api-key (or ENGRAIN_API_KEY) is blank; pass a real key, or leave it unset to serve "
+                   "on loopback without one", err=True)
+        raise typer.Exit(2)
     if host not in _LOOPBACK and not api_key:
         typer.echo(f"error: binding {host} exposes the router beyond this machine; pass --api-key or set "
                    "ENGRAIN_API_KEY", err=True)
@@ -84,11 +90,11 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
             if api_key:
                 os.environ["ENGRAIN_API_KEY"] = api_key
             uvicorn.run("router.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning")
+                        log_level="warning", **uvicorn_options(cfg))
         return
     from router.app import create_app
 
-    uvicorn.run(create_app(cfg, api_key=api_key), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(cfg, api_key=api_key), host=host, port=port, log_level="warning", **uvicorn_options(cfg))
 
 
 def _share_between_workers(cfg, scratch: Path, port: int) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from contextlib import asynccontextmanager
@@ -39,6 +40,10 @@ def _headers(decision: Decision | None, att: Attempted | None, t0: float) -> dic
             "x-engrain-overhead-ms": f"{overhead:.2f}"}
 
 
+def _retry_after(exc: RouterError) -> dict[str, str]:
+    return {"retry-after": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after is not None else {}
+
+
 def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
@@ -64,7 +69,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
 
     app = FastAPI(title="engrain router", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.config, app.state.engine, app.state.metrics, app.state.scorer = cfg, engine, metrics, scorer
-    app.add_middleware(Guard, api_key=api_key, max_body=int(cfg.max_body_mb * 1024 * 1024))
+    app.add_middleware(Guard, api_key=api_key, max_body=int(cfg.max_body_mb * 1024 * 1024), max_headers=cfg.max_headers)
     app.add_middleware(CountStatuses, counter=metrics.responses)     # outermost: sees every status
 
     def fail(api: str, status: int, message: str, code: str | None = None,
@@ -122,7 +127,7 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
             completion = call.result()
         except RouterError as exc:
             metrics.requests.labels(api, decision.tier if decision else "-", att.model or "-", str(exc.status)).inc()
-            return fail(api, exc.status, exc.message, exc.code, _headers(decision, att, t0))
+            return fail(api, exc.status, exc.message, exc.code, {**_headers(decision, att, t0), **_retry_after(exc)})
         decision.tier = cfg.tier_of(att.model)
         passed = providers.passes_through(cfg.model(att.model), native)
         usage = usage_of(completion.get("usage")) if passed else completion.get("usage") or {}
@@ -151,6 +156,9 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         if anth:
             anth.input_tokens = decision.prompt_tokens
 
+        # the whole stream, first byte included, on the loop's clock (asyncio.timeout_at: no task per chunk)
+        deadline = asyncio.get_running_loop().time() + cfg.stream_deadline_s - (time.perf_counter() - t0)
+
         async def body() -> AsyncIterator[bytes]:
             usage = {"prompt_tokens": 0, "completion_tokens": 0}
             pieces = 0
@@ -167,17 +175,19 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
                         yield openai_event(openai_chunk(chunk, model))
                     elif chunk.get("choices"):
                         yield openai_event(openai_chunk({k: v for k, v in chunk.items() if k != "usage"}, model))
-                    chunk = await anext(rest, None)
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(rest, None)
                 if anth:
                     for event in anth.finish():
                         yield event
                 else:
                     yield b"data: [DONE]\n\n"
-            except ProviderError as exc:
+            except (ProviderError, asyncio.TimeoutError) as exc:
                 # the response has started: end it with an error event the client's SDK raises
                 status = "stream_error"
                 metrics.stream_errors.labels(model).inc()
-                message = f"upstream {model} failed mid-stream: {exc.message}"
+                message = (f"upstream {model} failed mid-stream: {exc.message}" if isinstance(exc, ProviderError)
+                           else f"stream ended at the router's stream_deadline_s ({cfg.stream_deadline_s:g} s)")
                 if anth:
                     yield anthropic_event("error", error_body("anthropic", 502, message))
                 else:
@@ -248,7 +258,9 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": {m.name: {"provider": m.provider, "available": m.available(),
+        return {"status": "ok", "models": {m.name: {"provider": m.provider,
+                                                    "available": m.available() and not providers.load_error(m),
+                                                    "error": providers.load_error(m),
                                                     "cooling_down_s": round(engine.cooldown_left(m.name), 1)}
                                            for m in cfg.models}}
 

@@ -45,6 +45,7 @@ class ModelConfig(_Strict):
     cost_per_mtok_out: float = 0.0
     supports_tools: bool = True
     timeout_s: float | None = None             # overrides the router's timeout_s
+    max_queue: int | None = Field(default=None, ge=1)  # calls in flight + waiting; llamacpp default 16
 
     def key(self) -> str | None:
         return self.api_key or (os.environ.get(self.api_key_env) if self.api_key_env else None)
@@ -92,6 +93,11 @@ class RouterConfig(_Strict):
     cooldown_db: Path | None = None            # SQLite file a fleet's workers share cooldowns through (serve --workers)
     redis_url: str | None = None               # routers on several machines share cooldowns here (redis://host:6379/0)
     max_body_mb: float = 20.0
+    max_retry_after_s: float = 5.0             # an upstream's retry-after longer than this: fall back
+    stream_deadline_s: float = 600.0           # a stream is ended with an error event after this long
+    max_header_kb: int = 64                    # request line + headers; larger -> 431
+    max_headers: int = 100                     # header fields per request; more -> 431
+    max_connections: int = 1024                # concurrent connections; beyond -> 503
 
     @model_validator(mode="after")
     def _check_names(self) -> "RouterConfig":
@@ -123,6 +129,11 @@ class RouterConfig(_Strict):
         """Every model name a client may send (patterns included), for a 404 that says what works."""
         return list(dict.fromkeys(self.aliases + [t.name for t in self.tiers] + [m.name for m in self.models]
                                   + list(self.model_aliases)))
+
+    def queue_limit(self, m: ModelConfig) -> int | None:
+        """How many calls a deployment takes at once (running + waiting): embedded llama.cpp runs one at a time,
+        so an unbounded queue there only makes every caller wait longer."""
+        return m.max_queue or (16 if m.provider == "llamacpp" else None)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -32,6 +33,20 @@ class Engine:
         self.metrics = metrics
         # deployment -> monotonic time it may be used again; shared by a fleet's workers (router/fleet.py)
         self.cooling = fleet.cooldowns(cfg.redis_url, cfg.cooldown_db)
+        self.busy: dict[str, int] = {}               # deployment -> calls running or waiting on it
+
+    def _admit(self, name: str) -> ProviderError | None:
+        """Take a slot on `name`, or say why not: a full queue is load, not a fault, so it cools nothing."""
+        m = self.cfg.model(name)
+        limit = self.cfg.queue_limit(m) if m else None
+        if limit and self.busy.get(name, 0) >= limit:
+            return ProviderError(f"{limit} requests already running or queued", 429, retryable=False,
+                                 code="queue_full", retry_after=1.0)
+        self.busy[name] = self.busy.get(name, 0) + 1
+        return None
+
+    def release(self, name: str) -> None:
+        self.busy[name] = max(0, self.busy.get(name, 0) - 1)
 
     def cooldown_left(self, name: str) -> float:
         return max(0.0, self.cooling.get(name, 0.0) - time.monotonic())
@@ -40,48 +55,71 @@ class Engine:
         """Cooling deployments go last: tried only when everything else failed."""
         return sorted(chain, key=lambda n: self.cooldown_left(n) > 0)
 
-    def _cool(self, name: str) -> None:
-        self.cooling[name] = time.monotonic() + self.cfg.cooldown_s
+    def _cool(self, name: str, at_least: float | None = None) -> None:
+        self.cooling[name] = time.monotonic() + max(self.cfg.cooldown_s, at_least or 0.0)
         self.metrics.cooldowns.labels(name).inc()
 
     def _timeout(self, name: str) -> float:
         m = self.cfg.model(name)
         return (m.timeout_s if m and m.timeout_s else None) or self.cfg.timeout_s
 
-    async def _attempts(self, decision: Decision, run, att: Attempted):
-        """Run `run(model, timeout)` along the chain; returns its first successful result."""
-        last: ProviderError | None = None
+    async def _attempts(self, decision: Decision, run, att: Attempted, *, hold: bool = False):
+        """Run `run(model, timeout)` along the chain; returns its first successful result. With `hold` the
+        deployment's queue slot stays taken (a stream's caller releases it when the stream ends)."""
+        errors: list[ProviderError] = []
         chain = self.order(decision.chain)
         for idx, name in enumerate(chain):
             if idx:
                 att.fallbacks += 1
                 self.metrics.fallbacks.labels(chain[idx - 1]).inc()
-            m = self.cfg.model(name)
-            timeout = self._timeout(name)
-            for attempt in range(self.cfg.retries + 1):
-                t0 = time.perf_counter()
-                try:
-                    result = await asyncio.wait_for(run(m, timeout), timeout)
-                    att.upstream_s += time.perf_counter() - t0
-                    att.model = name
-                    self.cooling.pop(name, None)
-                    return result
-                except asyncio.TimeoutError:
-                    last = ProviderError(f"no answer within {timeout:g}s", 504, retryable=True)
-                except ProviderError as exc:
-                    last = exc
+            refused = self._admit(name)
+            if refused:
+                errors.append(refused)
+                att.errors.append(f"{name}: {refused}")
+                continue
+            try:
+                result = await self._deployment(name, run, att, errors)
+            except BaseException:
+                self.release(name)
+                raise
+            if result is not _FAILED:
+                if not hold:
+                    self.release(name)
+                return result
+            self.release(name)
+        raise _all_failed(errors, att)
+
+    async def _deployment(self, name: str, run, att: Attempted, errors: list[ProviderError]):
+        """Retries on one deployment; its result, or _FAILED after cooling it down (never for a client's fault,
+        which is raised as the client's error)."""
+        m = self.cfg.model(name)
+        timeout = self._timeout(name)
+        for attempt in range(self.cfg.retries + 1):
+            t0 = time.perf_counter()
+            try:
+                result = await asyncio.wait_for(run(m, timeout), timeout)
                 att.upstream_s += time.perf_counter() - t0
-                att.errors.append(f"{name}: {last}")
-                if last.client_fault:
-                    att.model = name
-                    raise RouterError(last.status or 400, last.message, last.code)
-                if not last.retryable:
-                    break
-                if attempt < self.cfg.retries:
-                    await asyncio.sleep(self.cfg.backoff_s * (2 ** attempt))
-            self._cool(name)
-        status = 504 if last and last.status == 504 else 429 if last and last.status == 429 else 503
-        raise AllFailed(status, "every deployment failed: " + "; ".join(att.errors), "all_deployments_failed")
+                att.model = name
+                self.cooling.pop(name, None)
+                return result
+            except asyncio.TimeoutError:
+                last = ProviderError(f"no answer within {timeout:g}s", 504, retryable=True)
+            except ProviderError as exc:
+                last = exc
+            att.upstream_s += time.perf_counter() - t0
+            att.errors.append(f"{name}: {last}")
+            errors.append(last)
+            if last.client_fault:
+                att.model = name
+                raise RouterError(last.status or 400, last.message, last.code)
+            wait = self.cfg.backoff_s * (2 ** attempt) if last.retry_after is None else last.retry_after
+            # an upstream that asks for a long pause is not waited on: the next deployment answers now
+            if not last.retryable or wait > self.cfg.max_retry_after_s:
+                break
+            if attempt < self.cfg.retries:
+                await asyncio.sleep(wait)
+        self._cool(name, last.retry_after)
+        return _FAILED
 
     async def complete(self, decision: Decision, job: dict, att: Attempted, native: Any = None) -> dict:
         """`native`: the client's own request, passed through to deployments of its API family."""
@@ -101,4 +139,43 @@ class Engine:
                 await it.aclose()
                 raise
 
-        return await self._attempts(decision, first, att)
+        chunk, it = await self._attempts(decision, first, att, hold=True)
+        slot = _Slot(self, att.model)
+        rest = _releasing(it, slot)
+        # a client that leaves before the body starts never runs the generator's finally: release on collection
+        weakref.finalize(rest, slot.release)
+        return chunk, rest
+
+
+class _Slot:
+    """One taken queue place, released exactly once."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine, self.name, self.held = engine, name, True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.engine.release(self.name)
+
+
+async def _releasing(it: AsyncIterator[dict], slot: _Slot) -> AsyncIterator[dict]:
+    try:
+        async for chunk in it:
+            yield chunk
+    finally:
+        slot.release()
+        await it.aclose()
+
+
+_FAILED = object()
+
+
+def _all_failed(errors: list[ProviderError], att: Attempted) -> AllFailed:
+    """Named after the last failure: 504 when it timed out, 429 when it was busy or rate-limited (with the
+    shortest retry-after any deployment gave), 503 otherwise."""
+    last = errors[-1].status if errors else None
+    status = 504 if last == 504 else 429 if last == 429 else 503
+    waits = [e.retry_after for e in errors if e.retry_after is not None]
+    return AllFailed(status, "every deployment failed: " + "; ".join(att.errors), "all_deployments_failed",
+                     retry_after=min(waits) if waits and status in (429, 503) else None)

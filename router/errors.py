@@ -19,6 +19,7 @@ class RouterError(Exception):
     status: int
     message: str
     code: str | None = None
+    retry_after: float | None = None     # seconds, sent as `retry-after` (429/503)
 
     def __str__(self) -> str:
         return self.message
@@ -33,19 +34,40 @@ class ProviderError(Exception):
     retryable: bool = True
     client_fault: bool = False
     code: str | None = None
+    retry_after: float | None = None     # what the upstream asked for (its retry-after header), in seconds
 
     def __str__(self) -> str:
         return self.message
 
 
-def upstream_error(message: str, status: int | None, code: str | None = None) -> ProviderError:
+def upstream_error(message: str, status: int | None, code: str | None = None,
+                   retry_after: float | None = None) -> ProviderError:
     """An upstream HTTP failure, classified: the client's fault passes through, a deployment's fault moves on
     without a retry, anything else (429, 5xx, no status at all) is retried and then falls back."""
     if status in _CLIENT_FAULT:
         return ProviderError(message, status, retryable=False, client_fault=True, code=code)
     if status in _DEPLOYMENT_FAULT:
         return ProviderError(message, status, retryable=False)
-    return ProviderError(message, status, retryable=status is None or status == 429 or status >= 500)
+    return ProviderError(message, status, retryable=status is None or status == 429 or status >= 500,
+                         retry_after=retry_after)
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A `retry-after` header in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from datetime import datetime, timezone
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def openai_error(status: int, message: str, code: str | None = None) -> dict:

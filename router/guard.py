@@ -1,4 +1,4 @@
-"""ASGI middleware at the door: API key, body size limit, and x-engrain-* headers on every response.
+"""ASGI middleware at the door: header count, API key, body size limit, and x-engrain-* headers on every response.
 
 Plain ASGI rather than Starlette's BaseHTTPMiddleware, which adds a task and a memory stream per request
 (measurable in the router's overhead) and cannot refuse a chunked body that grows past the limit.
@@ -21,10 +21,11 @@ def api_of(path: str) -> str:
 
 
 class Guard:
-    def __init__(self, app: Any, api_key: str | None, max_body: int) -> None:
+    def __init__(self, app: Any, api_key: str | None, max_body: int, max_headers: int = 100) -> None:
         self.app = app
         self.api_key = api_key
         self.max_body = max_body
+        self.max_headers = max_headers
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -39,6 +40,9 @@ class Guard:
             await send(message)
 
         path = scope["path"]
+        if len(scope.get("headers", [])) > self.max_headers:
+            await self._reply(send_with_headers, path, 431, f"more than {self.max_headers} header fields")
+            return
         if self.api_key and path not in _OPEN_PATHS and not self._authorised(scope):
             await self._reply(send_with_headers, path, 401, "missing or wrong API key (send it as "
                               "'Authorization: Bearer <key>' or 'x-api-key: <key>')")

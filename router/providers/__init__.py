@@ -30,6 +30,15 @@ def module(m: ModelConfig) -> ModuleType:
     return mod
 
 
+def load_error(m: ModelConfig) -> str | None:
+    """Why a deployment cannot serve at all (a local model that failed to load), or None."""
+    if m.provider != "llamacpp":
+        return None
+    from router.providers import llamacpp
+
+    return llamacpp.load_error(m)
+
+
 def passes_through(m: ModelConfig, native: Any) -> bool:
     """Whether the client's own request (`native`: an Anthropic request as sent, or None) goes to `m` as is."""
     return native is not None and m.provider == "anthropic"

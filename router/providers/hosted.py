@@ -6,7 +6,7 @@ import os
 from typing import Any, AsyncIterator
 
 from router.config import ModelConfig
-from router.errors import ProviderError, upstream_error
+from router.errors import ProviderError, retry_after_s, upstream_error
 
 
 @functools.cache
@@ -40,10 +40,12 @@ def _error(exc: Exception) -> ProviderError:
     message = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, lt.ContextWindowExceededError):
         return ProviderError(message, 400, retryable=False, client_fault=True, code="context_length_exceeded")
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    retry_after = retry_after_s(headers.get("retry-after")) if hasattr(headers, "get") else None
     if isinstance(exc, (lt.Timeout, lt.APIConnectionError, lt.RateLimitError, lt.InternalServerError,
                         lt.ServiceUnavailableError)):
-        return ProviderError(message, status, retryable=True)
-    return upstream_error(message, status)
+        return ProviderError(message, status, retryable=True, retry_after=retry_after)
+    return upstream_error(message, status, retry_after=retry_after)
 
 
 async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:

@@ -11,6 +11,7 @@ from router.config import ModelConfig, bundled_gguf
 from router.errors import ProviderError
 
 _models: dict[tuple[str, int], tuple[Any, threading.Lock]] = {}
+_failed: dict[tuple[str, int], str] = {}        # a GGUF that would not load: not retried until restart
 _load_lock = threading.Lock()
 
 
@@ -26,10 +27,23 @@ _PARAMS = {"max_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "seed
            "logprobs", "top_logprobs"}
 
 
+def _key(m: ModelConfig) -> tuple[str, int]:
+    return (m.model or str(bundled_gguf()), m.context_window)
+
+
+def load_error(m: ModelConfig) -> str | None:
+    try:
+        return _failed.get(_key(m))
+    except FileNotFoundError as exc:
+        return str(exc)
+
+
 def load(m: ModelConfig) -> tuple[Any, threading.Lock]:
-    path = m.model or str(bundled_gguf())
-    key = (path, m.context_window)
+    key = _key(m)
+    path = key[0]
     with _load_lock:
+        if key in _failed:
+            raise ProviderError(_failed[key], retryable=False)
         if key not in _models:
             try:
                 from llama_cpp import Llama
@@ -43,7 +57,8 @@ def load(m: ModelConfig) -> tuple[Any, threading.Lock]:
                 llm = Llama(model_path=path, n_ctx=m.context_window, n_threads=cores, n_threads_batch=cores,
                             verbose=False, seed=0)
             except (ValueError, OSError) as exc:
-                raise ProviderError(f"cannot load GGUF {path}: {exc}", retryable=False) from exc
+                _failed[key] = f"cannot load GGUF {path}: {exc}"
+                raise ProviderError(_failed[key], retryable=False) from exc
             _models[key] = (llm, threading.Lock())
         return _models[key]
 
@@ -108,7 +123,7 @@ async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
 
     try:
         return await asyncio.to_thread(run)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise _error(exc) from exc
     finally:
         cancel.set()
@@ -154,7 +169,8 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
     try:
         while (item := await queue.get()) is not done:
             if isinstance(item, Exception):
-                raise _error(item) if isinstance(item, (ValueError, RuntimeError)) else ProviderError(str(item))
+                raise (_error(item) if isinstance(item, (ValueError, RuntimeError, TypeError, OverflowError))
+                       else ProviderError(str(item)))
             yield item
     finally:
         cancel.set()

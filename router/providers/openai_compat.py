@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 import httpx
 
 from router.config import ModelConfig
-from router.errors import ProviderError, upstream_error
+from router.errors import ProviderError, retry_after_s, upstream_error
 
 # a connection pool belongs to one event loop; eval runs a loop per call, the server one for its lifetime
 _clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -40,13 +40,13 @@ def _request(m: ModelConfig, job: dict, timeout: float, **extra: Any) -> tuple[s
     return m.api_base.rstrip("/") + "/chat/completions", body, headers, httpx.Timeout(timeout)
 
 
-def _status_error(status: int, text: str) -> ProviderError:
+def _status_error(status: int, text: str, retry_after: str | None = None) -> ProviderError:
     try:
         error = json.loads(text).get("error") or {}
         message, code = error.get("message") or text, error.get("code")
     except (ValueError, AttributeError):
         message, code = text, None
-    return upstream_error(f"upstream {status}: {message}", status, code)
+    return upstream_error(f"upstream {status}: {message}", status, code, retry_after_s(retry_after))
 
 
 def _transport_error(exc: httpx.HTTPError) -> ProviderError:
@@ -60,7 +60,7 @@ async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
     except httpx.HTTPError as exc:
         raise _transport_error(exc) from exc
     if response.status_code != 200:
-        raise _status_error(response.status_code, response.text)
+        raise _status_error(response.status_code, response.text, response.headers.get("retry-after"))
     try:
         return response.json()
     except ValueError as exc:
@@ -72,7 +72,8 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
     try:
         async with _client().stream("POST", url, json=body, headers=headers, timeout=limit) as response:
             if response.status_code != 200:
-                raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"))
+                raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"),
+                                    response.headers.get("retry-after"))
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue

@@ -37,6 +37,7 @@ class Fault:
     after_chunks: int = 1
     times: int | None = 1
     paths: tuple[str, ...] = ()
+    retry_after: str = "0"        # the `retry-after` header sent with a 429
 
 
 @dataclass
@@ -184,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault.kind == "drop" or (fault.kind == "die" and not self.wants_stream()):
             raise _DropConnection
         if fault.kind == "status":
-            headers = {"retry-after": "0"} if fault.status == 429 else None
+            headers = {"retry-after": fault.retry_after} if fault.status == 429 else None
             self.send_json(fault.status, error_body(fault.status, fault.message), headers)
             return True
         return False
@@ -222,10 +223,15 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_HEAD = do_DELETE = _dispatch
 
 
+class _Server(ThreadingHTTPServer):
+    # the stdlib's backlog of 5 refuses connections under a few dozen concurrent clients; real servers take more
+    request_queue_size = 256
+
+
 def start(handler_cls: type[Handler], fake: FakeServer) -> FakeServer:
     """Serve `handler_cls` for `fake` on 127.0.0.1, port 0, in a daemon thread."""
     handler = type(handler_cls.__name__, (handler_cls,), {"fake": fake})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _Server(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
     fake._httpd = httpd
     fake.url = f"http://127.0.0.1:{httpd.server_address[1]}"

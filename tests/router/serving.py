@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import uvicorn
 
 from router.app import create_app
+from router.listen import uvicorn_options
 from router.scoring import Scorer
 
 _scorer: Scorer | None = None
@@ -33,7 +34,8 @@ def running_router(config: dict, *, api_key: str | None = None, wrap: Callable[[
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on",
+                                           **uvicorn_options(app.state.config)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
