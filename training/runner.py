@@ -116,7 +116,8 @@ def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: 
 
 def launch(ws, processes: int, backend: str, args: list[str]) -> int:
     """Run `engrain <args>` (a train command) as `processes` local ranks under torchrun; its exit status."""
-    _check_processes(backend, load_config(ws.raw), processes)
+    cfg = load_config(ws.raw)
+    _check_processes(backend if backend != "auto" else cfg.backend, cfg, processes)
     return distributed.launch(processes, args)
 
 
@@ -209,13 +210,20 @@ def _base_folder(ws, spec: str) -> tuple[Path, bool]:
     import hashlib
 
     cache = Path(ws.state_dir) / "cache"
-    if (registry.run_dir(ws, spec) / "run.json").is_file():
+    if _is_run(ws, spec):
         from training.merge import merged_folder
 
         return merged_folder(ws, registry.get_run(ws, spec)), True
     hf_dir = base_models.resolve(spec, cache)
     key = hashlib.sha256(str(hf_dir).encode()).hexdigest()[:10]
     return base_models.prepare(hf_dir, cache / "prepared" / f"{hf_dir.name}-{key}"), False
+
+
+def _is_run(ws, spec: str) -> bool:
+    try:
+        return (registry.run_dir(ws, spec) / "run.json").is_file()
+    except registry.RunNotFound:    # a folder or file path: not a run id
+        return False
 
 
 def _train_stage(backend: str, job: StageJob, on_step, record: RunRecord) -> StageOutput:
