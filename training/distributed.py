@@ -105,6 +105,7 @@ def launch(processes: int, args: list[str]) -> int:
     first rank that failed (its own error message is already printed), else 0."""
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -117,6 +118,8 @@ def launch(processes: int, args: list[str]) -> int:
         run(get_args_parser().parse_args(["--standalone", f"--nproc-per-node={processes}", "-m", "engrain", *args]))
     except ChildFailedError as exc:
         return exc.get_first_failure()[1].exitcode or 1
+    except (SignalException, KeyboardInterrupt):   # Ctrl-C or SIGTERM: rank 0 recorded the run as interrupted
+        return 130
     return 0
 
 
