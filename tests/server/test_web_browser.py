@@ -126,3 +126,17 @@ def test_examples_written_elsewhere_appear_on_refresh(ws, served, browser):
     browser.refresh()
     rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-row]")
     assert len(rows) == before + 1 and verdict.id in rows[-1].text
+
+
+def test_queue_keys_select_rows_and_reject_them_in_bulk(ws, served, browser):
+    browser.get(served.url + "/?status=pending&category=tool-use")
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-row]")
+    picked = [r.find_element(By.CSS_SELECTOR, "input.pick").get_attribute("value") for r in rows[1:3]]
+    press(browser, "j", "x", "j", "x", "r")  # mark rows 2 and 3, then type the reason
+    assert browser.switch_to.active_element == browser.find_element(By.ID, "bulk-notes")
+    leave_page(browser, lambda: browser.switch_to.active_element.send_keys("duplicate batch" + Keys.ENTER))
+    assert browser.find_element(By.ID, "bulk-result").text.startswith("2 decided")
+    for example_id in picked:
+        assert decisions_by(ws, example_id)[-1] == ("decision", "reject", REVIEWER, "duplicate batch")
+    assert not set(picked) & {a.get_attribute("href").split("/examples/")[1].split("?")[0]
+                              for a in browser.find_elements(By.CSS_SELECTOR, "tr[data-row] a.open")}
