@@ -176,6 +176,22 @@ def test_catastrophic_pattern_is_bounded(ws):
     assert ok.accepted, ok.reasons
 
 
+def test_schema_checks_have_a_time_budget_per_example(ws):
+    # 2,500 argument objects against 300 anyOf branches: about 2 million keyword checks
+    branches = [{"type": "object", "required": [f"k{i}"], "properties": {"a": {"type": "integer", "minimum": i}}}
+                for i in range(300)]
+    slow = _with_schema({"type": "object", "properties": {"xs": {"type": "array", "items": {"anyOf": branches}}}},
+                        {"xs": [{"a": i} for i in range(2500)]}, 0)
+    # jsonschema's own uniqueItems compares unsortable items pairwise: 25 s for these 2,500 objects
+    unique = _with_schema({"type": "object", "properties": {"xs": {"type": "array", "uniqueItems": True}}},
+                          {"xs": [{"a": i} for i in range(2500)] + [{"a": 7}]}, 1)
+    for record, phrase in ((slow, "took over 1 s"), (unique, 'non-unique elements (e.g. {"a": 7})')):
+        started = time.monotonic()
+        [verdict] = datagen.submit(ws, [record])
+        assert time.monotonic() - started < 3
+        assert not verdict.accepted and any(phrase in r for r in verdict.reasons), verdict.reasons
+
+
 def test_patterns_and_refs_inside_the_schema_still_work(ws):
     schema = {"type": "object", "$defs": {"path": {"type": "string", "pattern": r"^src/\w+\.py$"}},
               "properties": {"pattern": {"type": "string"}, "path": {"$ref": "#/$defs/path"}},
