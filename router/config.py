@@ -91,7 +91,7 @@ class RouterConfig(_Strict):
     timeout_s: float = 120.0                   # connect + first byte (whole call when not streaming)
     cooldown_s: float = 30.0                   # a deployment that exhausted its retries is skipped this long
     cooldown_db: Path | None = None            # SQLite file a fleet's workers share cooldowns through (serve --workers)
-    redis_url: str | None = None               # routers on several machines share cooldowns here (redis://host:6379/0)
+    redis_url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://")  # several machines share cooldowns
     max_body_mb: float = 20.0
     max_retry_after_s: float = 5.0             # an upstream's retry-after longer than this: fall back
     stream_deadline_s: float = 600.0           # a stream is ended with an error event after this long
