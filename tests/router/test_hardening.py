@@ -150,6 +150,26 @@ def test_a_busy_local_model_answers_429_with_retry_after_or_falls_back():
                 assert _cooling(url)["small"] == 0.0            # busy is not broken
 
 
+def test_connections_beyond_the_limit_are_refused_and_the_rest_answered():
+    with hosted_server() as local, hosted_server() as hosted:
+        local.fail("sleep", seconds=1.0, times=None)
+        with running_router(_config(local.url, hosted.url, max_connections=3)) as url:
+            results: list[int] = []
+
+            def ask() -> None:
+                with httpx.Client(timeout=10) as client:  # a connection of its own each
+                    results.append(client.post(url + "/v1/chat/completions",
+                                               json={"model": "local", "messages": ASK}).status_code)
+
+            threads = [threading.Thread(target=ask) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert sorted(set(results)) == [200, 503] and results.count(200) >= 1, results
+            assert httpx.get(url + "/health").status_code == 200       # and it serves again afterwards
+
+
 def test_a_long_upstream_retry_after_is_not_waited_on_and_a_short_one_is():
     with hosted_server() as local, hosted_server() as hosted:
         with running_router(_config(local.url, hosted.url)) as url:
