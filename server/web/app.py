@@ -18,9 +18,11 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from server.web import actions, dashboard, views
 from server.web.context import render
 from server.web.render import stylesheet
-from server.web.security import CSRF_COOKIE, HEADERS, TOKEN_COOKIE, new_csrf_cookie, token_ok
+from server.web.security import CSRF_COOKIE, HEADERS, TOKEN_COOKIE, host_ok, new_csrf_cookie, token_ok
 
 HERE = Path(__file__).parent
+WRONG_HOST = ("This review page answers only to http://127.0.0.1 or http://localhost; to serve it to other machines, "
+              "start it with --host and --token.")
 NEEDS_TOKEN = ("This review page needs its token: open the link printed when it started (it ends in ?token=...), "
                "or send the header Authorization: Bearer TOKEN.")
 
@@ -37,10 +39,12 @@ def _when(timestamp: float) -> str:
 
 
 async def guard(request: Request, call_next) -> Response:
-    """Token gate, the CSRF cookie, and the security headers on every response."""
+    """Host and token gates, the CSRF cookie, and the security headers on every response."""
     token = request.app.state.token
-    if request.url.path != "/healthz" and not token_ok(request, token):
-        response: Response = PlainTextResponse(NEEDS_TOKEN, status_code=401)
+    if not host_ok(request, token):
+        response: Response = PlainTextResponse(WRONG_HOST, status_code=403)
+    elif request.url.path != "/healthz" and not token_ok(request, token):
+        response = PlainTextResponse(NEEDS_TOKEN, status_code=401)
     elif token and request.method == "GET" and "token" in request.query_params:
         # Trade the printed link's token for a cookie, and keep it out of the address bar and history.
         query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "token"])

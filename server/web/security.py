@@ -5,6 +5,8 @@
   HttpOnly cookie and stripped from the address.
 - CSRF: a random HttpOnly cookie; every form carries HMAC(server secret, cookie). A cross-site page can neither
   read the cookie nor compute the field, so a POST it forges fails with 403.
+- Host: without a token the page answers only to a loopback Host header, so a web page whose domain is made
+  to resolve to 127.0.0.1 (DNS rebinding) cannot read or post to it.
 - Headers: a Content-Security-Policy that allows only our own files (no inline script or style) plus the usual
   anti-framing and no-sniff headers.
 """
@@ -54,6 +56,14 @@ def check_exposure(host: str, token: str | None) -> None:
             f"refusing to serve the review page on {host}: it is not a loopback address, and without a token anyone "
             f"who reaches it could approve, reject and edit your dataset. Pass --token SECRET (or set {TOKEN_ENV}), "
             "or serve on 127.0.0.1 (the default).")
+
+
+def host_ok(request: Request, token: str | None) -> bool:
+    if token:
+        return True  # a rebinding page has no token
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return is_loopback(name)
 
 
 def token_ok(request: Request, token: str | None) -> bool:

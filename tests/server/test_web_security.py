@@ -188,3 +188,12 @@ def test_bad_addresses_get_clear_4xx_pages(served):
     unknown_rule = client.get("/?rule=nope")
     assert unknown_rule.status_code == 400 and "no rule named" in unknown_rule.text
     assert client.get("/no/such/page").status_code == 404
+
+
+def test_a_foreign_host_header_is_refused_without_a_token(served):
+    """DNS rebinding: a page on rebind.example resolved to 127.0.0.1 sends its own name as Host."""
+    for path in ("/", "/healthz", "/static/review.js"):
+        answer = httpx.get(served.url + path, headers={"Host": "rebind.example"}, timeout=180)
+        assert answer.status_code == 403 and "127.0.0.1" in answer.text
+    for host in (f"localhost:{served.port}", f"127.0.0.1:{served.port}"):
+        assert httpx.get(served.url + "/healthz", headers={"Host": host}, timeout=180).status_code == 200
