@@ -174,6 +174,7 @@ def edit_example(ws, example_id: str, record: dict, *, reviewer: str, notes: str
     replaced content is kept as a revision and the edit is a review event. Status is unchanged."""
     if not reviewer.strip():
         raise DatagenError("an edit needs the reviewer's name")
+    _check_version(_conn(ws), example_id, expected_version)  # again under the write lock; first, before embedding
     example, reasons = validate(record, ws.config)
     if example is None:
         return EditResult(saved=False, reasons=reasons)

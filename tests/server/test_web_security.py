@@ -1,6 +1,7 @@
 """The review page over real HTTP on loopback: who may start it, tokens, CSRF, conflicts, CSP, plots."""
 from __future__ import annotations
 
+import os
 import subprocess
 from html.parser import HTMLParser
 
@@ -44,16 +45,13 @@ def test_exposure_table(host, token, refused):
         check_exposure(host, token)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--host", "0.0.0.0"], "refusing to serve the review page on 0.0.0.0: it is not a loopback address"),
-    (["--host", "0.0.0.0", "--token", "short"], "the review token is too short"),
-])
-def test_cli_refuses_to_expose_the_page_without_a_token(ws, extra, message):
-    env = {k: v for k, v in __import__("os").environ.items() if k != "ENGRAIN_REVIEW_TOKEN"}
-    done = subprocess.run([*ENGRAIN, "review", "--web", "--port", "9", "--workspace", str(ws.root), *extra],
-                          capture_output=True, text=True, timeout=120, env=env)
+def test_cli_refuses_to_expose_the_page_without_a_token(ws):
+    env = {k: v for k, v in os.environ.items() if k != "ENGRAIN_REVIEW_TOKEN"}
+    done = subprocess.run([*ENGRAIN, "review", "--web", "--host", "0.0.0.0", "--port", "9", "--workspace",
+                           str(ws.root)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 2, done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert "refusing to serve the review page on 0.0.0.0: it is not a loopback address" in done.stderr
+    assert "--token" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_post_without_the_csrf_field_is_forbidden(ws, served):
