@@ -112,8 +112,11 @@ def launch(processes: int, args: list[str]) -> int:
     cores = len(os.sched_getaffinity(0))
     # torchrun would set 1 thread per process; give each its share of the cores instead.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // processes)))
-    # the launcher's own notes (a rank failed, stopping the others) repeat what that rank printed itself
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # the launcher's own notes (a rank failed, a signal came, stopping the others) repeat what rank 0 printed;
+    # its modules set their loggers' levels one by one
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         run(get_args_parser().parse_args(["--standalone", f"--nproc-per-node={processes}", "-m", "engrain", *args]))
     except ChildFailedError as exc:
