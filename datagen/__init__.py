@@ -14,6 +14,7 @@ from datagen.desk import (EditResult, Neighbour, QueueFilter, QueueItem, QueuePa
 from datagen.errors import (DatagenError, ExampleNotFound, PathOutsideWorkspace, ReviewConflict, UnknownCategory,
                             WorkspaceNotFound)
 from datagen.export import export
+from datagen.failures import describe_failure
 from datagen.generate import GenerateResult, generate
 from datagen.ingest import import_file, submit
 from datagen.judge import Judge, JudgeError
@@ -31,7 +32,7 @@ __all__ = [
     "CopyResult", "MigrateResult", "copy_database", "migrate_database",
     "EditResult", "Neighbour", "QueueFilter", "QueueItem", "QueuePage", "ReviewConflict", "Revision",
     "adjacent_example", "decide", "edit_example", "example_generators", "example_revisions", "example_version",
-    "nearest_examples", "queue_page", "rejection_reasons",
+    "nearest_examples", "queue_page", "rejection_reasons", "describe_failure",
     "Brief", "Category", "CategoryCoverage", "Chunk", "Coverage", "DatagenError", "DatasetConfig", "Example",
     "ExampleNotFound", "ExamplePage", "ExportResult", "GenerateResult", "Judge", "JudgeError", "Message",
     "PathOutsideWorkspace",

@@ -8,7 +8,6 @@ import warnings
 
 import typer
 
-from engrain import failures
 from engrain import cmd_dataset, cmd_db, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
 
 app = typer.Typer(
@@ -38,7 +37,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:
-        message = failures.describe(exc)
+        from datagen import describe_failure  # only on the way out: datagen's import is not free
+
+        message = describe_failure(exc)
         if message is None:
             raise
         typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)

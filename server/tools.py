@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,8 @@ def _as_tool_errors() -> Iterator[None]:
         yield
     except datagen.DatagenError as exc:
         raise ToolError(str(exc)) from exc
+    except (OSError, sqlite3.Error) as exc:     # a read-only .engrain/, a full disk
+        raise ToolError(datagen.describe_failure(exc)) from exc
 
 
 def _first_user(messages: list[Any]) -> str:

@@ -58,3 +58,23 @@ async def test_one_bad_example_in_a_submit_gets_its_own_verdict(workspace):
     assert "root:" not in json.dumps(verdicts)
     assert stored_total(workspace) == 2
     assert datagen.get_example(workspace, verdicts[0]["id"]).example.messages[0].content.startswith("Explain")
+
+
+async def test_a_read_only_dataset_is_a_tool_error_that_says_what_to_do(workspace):
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not available to make a file read-only for root")
+    locked = [str(workspace.db_path), str(workspace.state_dir)]
+    if subprocess.run(["chattr", "+i", *locked], capture_output=True).returncode != 0:
+        pytest.skip("this filesystem does not support the immutable attribute")
+    try:
+        async with Client(build_server(workspace)) as c:
+            message = error_text(await c.call_tool("submit", {"examples": [valid_example(1)]}))
+    finally:
+        subprocess.run(["chattr", "-i", *locked], check=True)
+    assert "cannot be written" in message and "chmod -R u+w .engrain" in message, message
+    assert stored_total(workspace) == 0

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import training
-from engrain import failures
+from datagen import describe_failure
 from engrain.cli import app
 from training import base as base_models
 from training import registry
@@ -128,7 +128,7 @@ def test_a_full_disk_and_a_read_only_file_are_described_with_what_to_do(tmp_path
         with open("/dev/full", "w") as handle:                      # the kernel's always-full device
             handle.write("x")
             handle.flush()
-    assert "free some space" in failures.describe(full.value)
+    assert "free some space" in describe_failure(full.value)
     import sqlite3
 
     db = tmp_path / "ro.db"
@@ -136,8 +136,8 @@ def test_a_full_disk_and_a_read_only_file_are_described_with_what_to_do(tmp_path
     with pytest.raises(sqlite3.OperationalError) as read_only:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         conn.execute("INSERT INTO t VALUES (1)")
-    assert "writable" in failures.describe(read_only.value)
-    assert failures.describe(ValueError("not ours")) is None
+    assert "writable" in describe_failure(read_only.value)
+    assert describe_failure(ValueError("not ours")) is None
 
 
 def test_binary_engrain_toml_is_a_one_line_cli_error(tmp_path):

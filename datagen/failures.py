@@ -1,5 +1,5 @@
 """What the machine refused (permissions, a full disk, a read-only database), said in one line with what to do,
-instead of a traceback. Used around every command by `engrain`'s entry point."""
+instead of a traceback: `engrain`'s entry point wraps every command with it, the MCP server every tool."""
 from __future__ import annotations
 
 import errno
@@ -9,7 +9,7 @@ _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-def describe(exc: BaseException) -> str | None:
+def describe_failure(exc: BaseException) -> str | None:
     """The one-line message for an OSError or SQLite error, or None for anything else."""
     if isinstance(exc, sqlite3.Error):
         text = str(exc)
