@@ -17,8 +17,11 @@ class _Open(BaseModel):
 
 
 def refuse_non_finite(value: Any, where: str = "body") -> None:
-    """NaN and Infinity (which Python's JSON parser accepts) anywhere in a request, extra fields included."""
-    stack = [(value, where)]
+    """NaN and Infinity (which Python's JSON parser accepts, as it turns 1e400 into inf) anywhere in a request,
+    extra fields included."""
+    if _all_finite(value):
+        return
+    stack = [(value, where)]        # found one: walk again, keeping paths, to name it
     while stack:
         item, at = stack.pop()
         if isinstance(item, float) and not math.isfinite(item):
@@ -27,6 +30,22 @@ def refuse_non_finite(value: Any, where: str = "body") -> None:
             stack.extend((v, f"{at}.{k}") for k, v in item.items())
         elif isinstance(item, list):
             stack.extend((v, f"{at}[{i}]") for i, v in enumerate(item))
+
+
+def _all_finite(value: Any) -> bool:
+    # every request pays for this walk (~0.7 ms for a 125 KB Claude Code request): type checks only, no paths
+    stack = [value]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is dict:
+            extend(item.values())
+        elif kind is list:
+            extend(item)
+        elif kind is float and not math.isfinite(item):
+            return False
+    return True
 
 
 def check_content(content: Any, where: str = "content") -> None:
