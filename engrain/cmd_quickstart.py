@@ -136,7 +136,8 @@ def quickstart(
     workspace: Optional[Path] = typer.Option(None, "--workspace", "-w",
                                              help="Directory for the demo workspace (default: a new temporary one)."),
     base: Optional[str] = typer.Option(None, "--base", help="Base model (default: the bundled SmolLM2-135M)."),
-    max_steps: int = typer.Option(60, "--max-steps", help="Training steps."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Training steps (default: the bundled "
+                                            "recipe's epochs, see [training] in its engrain.toml)."),
     backend: str = typer.Option("auto", "--backend"),
     as_json: bool = typer.Option(False, "--json", help="Print the headline as JSON on the last line of stdout."),
 ) -> None:
@@ -160,7 +161,7 @@ def _step(number: int, text: str) -> None:
     console.rule(f"[bold]{number}/9[/bold] {text}", align="left")
 
 
-def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str) -> dict:
+def _quickstart(root: Path, *, base: Optional[str], max_steps: Optional[int], backend: str) -> dict:
     import datagen
     import training
 
@@ -192,7 +193,8 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
         bar = "█" * round(16 * min(1, cat.approved / max(1, cat.quota)))
         console.print(f"  {cat.name:<18} {bar:<16} {cat.approved:>3}/{cat.quota}", highlight=False)
 
-    _step(5, f"train: LoRA on the approved examples ({max_steps} steps, CPU is fine)")
+    length = f"{max_steps} steps" if max_steps else "the recipe's epochs"
+    _step(5, f"train: LoRA on the approved examples ({length}, CPU is fine)")
     from engrain.cmd_train import progress_display
 
     with progress_display(console) as on_progress:
@@ -214,13 +216,15 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: int, backend: str
     routed = _route_demo(root, Path(record.artifacts["gguf"]))
 
     _step(8, "eval: held-out prompts — base with the system prompt vs base and fine-tuned without it")
-    report, paths = _run_eval(ws, record.id, QUICKSTART / "eval_prompts.jsonl", seed=0, max_tokens=160,
+    report, paths = _run_eval(ws, record.id, QUICKSTART / "eval_prompts.jsonl", seed=0, max_tokens=128,
                               base_with_prompt=True)
     _show_eval(report, paths)
 
     _step(9, "headline")
     headline = {**report.headline(), "routed": routed}
     console.print(
+        f"Behaviours transferred into the weights: [bold]{headline['behaviours_transferred']} of "
+        f"{headline['substantive_rules']}[/bold] substantive rules. "
         f"Without the system prompt the fine-tuned model followed the rules on "
         f"[bold]{headline['adherence_finetuned_without_prompt']:.0%}[/bold] of checks "
         f"(base model with the full prompt: {headline['adherence_base_with_prompt']:.0%}, "

@@ -116,3 +116,20 @@ def test_ctrl_c_during_the_route_step_stops_the_router(tiny_model, tmp_path):
     assert not _port_open(port)
     leftover = subprocess.run(["pgrep", "-f", f"--port {port}"], capture_output=True, text=True)
     assert leftover.stdout.strip() == ""
+
+
+def test_eval_takes_a_plain_text_prompt_file_and_shows_each_rule_with_its_interval(quickstart_run, tmp_path):
+    root, _ = quickstart_run
+    run_id = next((root / ".engrain" / "runs").iterdir()).name
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Fix the flaky retry test and tell me when it's done.\nWhere is the DHL parser?\n")
+    done = subprocess.run([ENGRAIN, "eval", run_id, "--prompts", str(prompts), "--max-tokens", "16", "--json",
+                           "--workspace", str(root)], capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    headline = json.loads(done.stdout.strip().splitlines()[-1])
+    # No prompt mentions learning mode: that rule says so instead of scoring 0% or 100%.
+    assert "learning-mode-todo-human" in headline["rules_applied_to_no_prompt"]
+    assert {"behaviours_transferred", "substantive_rules", "adherence_finetuned_without_prompt"} <= headline.keys()
+    assert "applied to no" in done.stderr and re.search(r"\d+/2 = \d+% \[\d+%", done.stderr)
+    markdown = (root / ".engrain" / "runs" / run_id / "eval.md").read_text()
+    assert "| learning-mode-todo-human | regex_must | applied to no prompt |" in markdown
