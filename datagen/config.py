@@ -70,7 +70,9 @@ name = "engrain"
 # Longest example accepted, counting every message's text. Long trajectories dilute what the model learns.
 max_chars = 24000
 # Near-duplicate thresholds: MinHash estimates Jaccard similarity of word 3-grams (lexical copies);
-# the embedding layer compares MiniLM vectors (the same task reworded). Lower = stricter.
+# the embedding layer compares MiniLM vectors of the user turns (the same task reworded). Lower = stricter.
+# Measured by bench/dedup_semantic.py on labelled paraphrases vs same-topic different tasks: 0.9 flags 6% of
+# paraphrases (precision 1.00); 0.8 flags 62% (precision 0.95); 0.7 flags 81% (precision 0.84).
 minhash_threshold = 0.8
 semantic_threshold = 0.9
 # "bundled" uses the MiniLM shipped with engrain; any sentence-transformers folder works too.

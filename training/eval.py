@@ -145,7 +145,8 @@ def _as_prompt(record: Any) -> dict[str, Any]:
     if user is None and isinstance(record.get("instruction"), str):
         user = "\n\n".join(part for part in (record["instruction"], record.get("input") or "") if part)
     # The reference answer's first reply says whether a call was expected (chat records only).
-    reply = next((t for t in record.get("messages") or [] if isinstance(t, dict) and t.get("role") == "assistant"), None)
+    reply = next((t for t in record.get("messages") or []
+                  if isinstance(t, dict) and t.get("role") == "assistant"), None)
     expects = bool(reply.get("tool_calls")) if reply is not None and record.get("tools") else None
     return {"prompt": user, "category": record.get("category"), "tools": record.get("tools"),
             "expects_tool_call": expects}
