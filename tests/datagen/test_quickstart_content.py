@@ -35,13 +35,17 @@ def test_bundled_examples_import_cleanly_and_flawed_ones_are_rejected(tmp_path, 
 NEUTRAL_REPLY = "Step 0 — Identity Audit: held-out prompt (TODO(human) marks nothing here)."
 
 
-def test_held_out_prompts_are_not_near_duplicates_of_the_training_examples(tmp_path):
-    """The project's own dedup (exact, MinHash, MiniLM on the user turn) finds no eval prompt in the training set."""
+def test_held_out_prompts_are_not_near_duplicates_of_the_training_examples(tmp_path, monkeypatch):
+    """The project's own dedup (exact, MinHash, MiniLM on the user turn) finds no eval prompt in the training set,
+    even at a semantic threshold of 0.8, stricter than the default 0.9 (which lets most paraphrases through)."""
     root = tmp_path / "qs"
     datagen.init_workspace(root, template=QUICKSTART, force=True)
     ws = datagen.find_workspace(root)
     for path in sorted((QUICKSTART / "examples").glob("*.jsonl")):
         assert all(v.accepted for v in datagen.import_file(ws, path, status="approved"))
+    monkeypatch.setenv("ENGRAIN_SEMANTIC_THRESHOLD", "0.8")
+    ws = datagen.find_workspace(root)
+    assert ws.config.semantic_threshold == 0.8
     prompts = [json.loads(line) for line in (QUICKSTART / "eval_prompts.jsonl").read_text().splitlines()]
     held_out = tmp_path / "held_out.jsonl"
     held_out.write_text("".join(json.dumps({
