@@ -1,6 +1,9 @@
 """Router overhead vs the LiteLLM proxy (the anchor), both in front of the same loopback mock upstream.
 
-    .venv/bin/python bench/router.py [--concurrency 8] [--requests 400]
+    .venv/bin/python bench/router.py [--concurrency 8] [--requests 400] [--api openai|anthropic]
+
+`--api anthropic` measures Anthropic's `/v1/messages` instead: our `anthropic` provider (passed through) against
+the LiteLLM proxy's `/v1/messages`, both in front of the mock's `/v1/messages`.
 
 Starts, as separate processes: the mock upstream (tests/fakes, OpenAI wire protocol), `engrain serve` twice
 (one worker each; model "auto", so every request is scored and routed; once with the `openai` provider a user
@@ -142,14 +145,96 @@ def decision_p50(n: int = 200) -> float:
     return statistics.median(times)
 
 
+def start_mock() -> tuple[subprocess.Popen, str]:
+    mock = subprocess.Popen([sys.executable, "-c", "import time; from tests.fakes.hosted import start_hosted; "
+                             "print(start_hosted().url, flush=True); time.sleep(1e9)"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    return mock, mock.stdout.readline().strip()
+
+
+def anthropic_bench(n: int, c: int, proxy_bin: Path) -> None:
+    """Anthropic's API: our /v1/messages (the `anthropic` provider, passed through) vs the LiteLLM proxy's
+    /v1/messages, both in front of the mock's /v1/messages."""
+    procs: list[subprocess.Popen] = []
+    try:
+        mock, mock_url = start_mock()
+        procs.append(mock)
+        work = Path(tempfile.mkdtemp(prefix="engrain-bench-anthropic-"))
+        (work / "router.toml").write_text(f"""[router]
+[[router.models]]
+name = "mock"
+provider = "anthropic"
+model = "mock"
+api_base = "{mock_url}"
+api_key = "x"
+[[router.tiers]]
+name = "local"
+models = ["mock"]
+[[router.tiers]]
+name = "hosted"
+models = ["mock"]
+""")
+        (work / "litellm.yaml").write_text(f"""model_list:
+  - model_name: mock
+    litellm_params:
+      model: anthropic/mock
+      api_base: {mock_url}
+      api_key: x
+""")
+        ours_port, theirs_port = free_port(), free_port()
+        ours = start([sys.executable, "-c", "from engrain.cli import main; main()", "serve", "--config",
+                      str(work / "router.toml"), "--port", str(ours_port)], work / "engrain.log")
+        theirs = start([str(proxy_bin), "--config", str(work / "litellm.yaml"), "--host", "127.0.0.1",
+                        "--port", str(theirs_port), "--num_workers", "1"], work / "litellm.log",
+                       env={"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                            "LITELLM_LOG": "ERROR"})
+        procs += [ours, theirs]
+        wait_ready(f"http://127.0.0.1:{ours_port}/health", ours)
+        wait_ready(f"http://127.0.0.1:{theirs_port}/health/liveliness", theirs)
+        version = {"anthropic-version": "2023-06-01"}
+        results = {
+            "direct to mock": asyncio.run(load(f"{mock_url}/v1/messages", "mock", n, c, version, None)),
+            "engrain (anthropic)": asyncio.run(load(f"http://127.0.0.1:{ours_port}/v1/messages", "auto", n, c,
+                                                    version, "x-engrain-overhead-ms")),
+            "LiteLLM proxy": asyncio.run(load(f"http://127.0.0.1:{theirs_port}/v1/messages", "mock", n, c,
+                                              {**version, "x-api-key": MASTER_KEY},
+                                              "x-litellm-overhead-duration-ms")),
+        }
+    finally:
+        for proc in procs:
+            stop(proc)
+    print(f"\nAnthropic /v1/messages, {n} requests per target at concurrency {c}, non-streaming, one worker each")
+    table(results)
+    base = results["direct to mock"]["p50"]
+    ratio = (results["engrain (anthropic)"]["p50"] - base) / max(results["LiteLLM proxy"]["p50"] - base, 1e-9)
+    print(f"engrain (anthropic) added p50 / LiteLLM added p50 = {ratio:.2f} (goal <= 0.2)")
+
+
+def table(results: dict) -> None:
+    base, base99 = results["direct to mock"]["p50"], results["direct to mock"]["p99"]
+    print(f"{'target':<22}{'p50 ms':>9}{'p99 ms':>9}{'added p50':>11}{'added p99':>11}{'req/s':>8}{'errors':>8}"
+          f"{'self-reported p50':>19}")
+    for name, r in results.items():
+        added = "" if name.startswith("direct") else f"{r['p50'] - base:.1f}"
+        added99 = "" if name.startswith("direct") else f"{r['p99'] - base99:.1f}"
+        own = f"{r['self_reported_p50']:.1f}" if r["self_reported_p50"] is not None else "-"
+        print(f"{name:<22}{r['p50']:>9.1f}{r['p99']:>9.1f}{added:>11}{added99:>11}{r['rps']:>8.0f}{r['errors']:>8}"
+              f"{own:>19}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--api", choices=["openai", "anthropic"], default="openai",
+                        help="which API to measure: OpenAI chat completions, or Anthropic messages")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     proxy_bin = litellm_proxy_bin()
+    if args.api == "anthropic":
+        anthropic_bench(args.requests, args.concurrency, proxy_bin)
+        return
     procs: list[subprocess.Popen] = []
     try:
         theirs_port = free_port()

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 
 from router import fleet, providers
 from router.config import RouterConfig
-from router.errors import ProviderError, RouterError
+from router.errors import ProviderError, RouterError, failure_summary
 from router.metrics import Metrics
 from router.policy import Decision
 
@@ -177,5 +177,5 @@ def _all_failed(errors: list[ProviderError], att: Attempted) -> AllFailed:
     last = errors[-1].status if errors else None
     status = 504 if last == 504 else 429 if last == 429 else 503
     waits = [e.retry_after for e in errors if e.retry_after is not None]
-    return AllFailed(status, "every deployment failed: " + "; ".join(att.errors), "all_deployments_failed",
+    return AllFailed(status, failure_summary(att.errors), "all_deployments_failed",
                      retry_after=min(waits) if waits and status in (429, 503) else None)

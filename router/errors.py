@@ -82,3 +82,14 @@ def anthropic_error(status: int, message: str, code: str | None = None) -> dict:
 
 def error_body(api: str, status: int, message: str, code: str | None = None) -> dict:
     return (anthropic_error if api == "anthropic" else openai_error)(status, message, code)
+
+
+def failure_summary(attempts: list[str]) -> str:
+    """Every deployment tried, in order, with what it last answered and how many attempts it got, from the
+    engine's "name: what happened" per attempt."""
+    tried: dict[str, list[str]] = {}
+    for entry in attempts:
+        name, _, what = entry.partition(": ")
+        tried.setdefault(name, []).append(what)
+    parts = [f"{name}: {what[-1]} ({len(what)} attempt{'s' if len(what) > 1 else ''})" for name, what in tried.items()]
+    return "every deployment failed: " + "; ".join(parts)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import re
 from typing import Any, AsyncIterator
 
 from router.config import ModelConfig
@@ -34,10 +36,33 @@ def _kwargs(m: ModelConfig, job: dict, timeout: float) -> dict:
     return kwargs
 
 
+_WRAPPING = re.compile(r"^litellm\.\w+: (\w+: )?\w+(Exception|Error) - |\s*\. Handle with `litellm\.\w+`\.?$"
+                       r"|\s*Received Model Group=.*$|\s*LiteLLM Retried: .*$", re.S)
+_REPR = re.compile(r"\s*\S*<[\w.]+ object at 0x[0-9a-f]+>")
+_UNREACHABLE = re.compile(r"Cannot connect to host|Connection error|Connect call failed|Connection refused", re.I)
+
+
+def plain_message(exc: Exception) -> str:
+    """What the upstream said, in plain words: litellm wraps it in its class names, object reprs and advice
+    on catching its exceptions, none of which means anything to the client."""
+    text = _REPR.sub("", _WRAPPING.sub("", getattr(exc, "message", None) or str(exc))).strip()
+    try:
+        error = json.loads(text).get("error") or {}
+        text = f"{error.get('type', 'error')}: {error.get('message', '')}" if isinstance(error, dict) else text
+    except (ValueError, AttributeError):
+        pass
+    # litellm reports a refused connection as an InternalServerError with status 500: it is not an answer
+    if isinstance(exc, _litellm().APIConnectionError) or _UNREACHABLE.search(text):
+        return f"unreachable ({text or 'connection error'})"
+    status = getattr(exc, "status_code", None)
+    # the client's own mistakes reach it in the upstream's words; a deployment's failure says what it answered
+    return f"answered {status}: {text}" if status and status not in (400, 413, 422) else text
+
+
 def _error(exc: Exception) -> ProviderError:
     lt = _litellm()
     status = getattr(exc, "status_code", None)
-    message = getattr(exc, "message", None) or str(exc)
+    message = plain_message(exc)
     if isinstance(exc, lt.ContextWindowExceededError):
         return ProviderError(message, 400, retryable=False, client_fault=True, code="context_length_exceeded")
     headers = getattr(getattr(exc, "response", None), "headers", None) or {}

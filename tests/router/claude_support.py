@@ -27,6 +27,11 @@ def claude_cli() -> Path:
     return CLAUDE
 
 
+def machine_cache() -> str:
+    """engrain's once-per-machine caches (the static MiniLM) stay shared when HOME is a throwaway."""
+    return os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+
+
 @dataclass
 class Result:
     code: int
@@ -38,7 +43,7 @@ def run_claude(prompt: str | None, *, cwd: Path, home: Path, base_url: str | Non
                env: dict | None = None, stdin: str | None = None, timeout: float = 240) -> Result:
     """`claude -p PROMPT --output-format json` with a throwaway HOME; the prompt comes on stdin when None."""
     full_env = {"PATH": os.environ["PATH"], "HOME": str(home), "ANTHROPIC_API_KEY": "key-for-the-router",
-                "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1", **(env or {})}
+                "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1", "XDG_CACHE_HOME": machine_cache(), **(env or {})}
     if base_url:
         full_env["ANTHROPIC_BASE_URL"] = base_url
     cmd = [str(claude_cli()), "-p", *([prompt] if prompt is not None else []), "--output-format", "json", *args]

@@ -9,7 +9,10 @@ the engrain MCP server are the real programs.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +22,7 @@ import pytest
 
 from router.user_text import words
 from tests.fakes import Call, Reply, hosted_server
-from tests.router.claude_support import Door, https_site, run_claude, self_signed
+from tests.router.claude_support import CLAUDE, REPO, Door, https_site, machine_cache, run_claude, self_signed
 from tests.router.serving import running_router
 
 HELLO = "hello from the upstream"
@@ -291,3 +294,36 @@ def test_subagent_from_init_loads_deferred_tools_and_submits(stack, workspace, t
     stored = datagen.list_examples(ws, limit=5).items
     assert any(e.example.messages[0].content == EXAMPLE["messages"][0]["content"] and e.generator == "mcp"
                for e in stored)
+
+
+def _readme_commands() -> str:
+    """The README's Claude Code section's commands, exactly as a reader copies them."""
+    section = (REPO / "README.md").read_text().split("## Claude Code through the router", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_claude_code_section_works_as_written(tmp_path):
+    commands = _readme_commands()
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", 8700)) != 0, "port 8700 (the README's) is taken"
+    home, project = _fresh(tmp_path)
+    path = os.pathsep.join([str(Path(sys.executable).parent), str(CLAUDE.parent), os.environ["PATH"]])
+    env = {"PATH": path, "HOME": str(home), "ANTHROPIC_API_KEY": "key-for-the-hosted-tier", "HF_HUB_OFFLINE": "1",
+           "DISABLE_AUTOUPDATER": "1", "XDG_CACHE_HOME": machine_cache()}
+    with hosted_server(lambda call: Reply(text=HELLO)) as fake:
+        env["ENGRAIN_ANTHROPIC_BASE_URL"] = fake.url
+        # files, not pipes: `engrain serve &` outlives the shell and would hold a pipe open
+        with (tmp_path / "out").open("w") as out_file, (tmp_path / "err").open("w") as err_file:
+            shell = subprocess.Popen(["bash", "-euo", "pipefail", "-c", commands], cwd=project, env=env,
+                                     stdout=out_file, stderr=err_file, start_new_session=True)
+            try:
+                shell.wait(timeout=300)
+            finally:
+                os.killpg(shell.pid, signal.SIGTERM)        # `engrain serve &` is still running
+    out, err = (tmp_path / "out").read_text(), (tmp_path / "err").read_text()
+    assert shell.returncode == 0, err[-3000:]
+    assert out.strip().endswith(HELLO), out
+    settings = json.loads((project / ".claude" / "settings.json").read_text())
+    assert settings["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8700"
+    asked = [r.body for r in fake.requests if r.path.startswith("/v1/messages")]
+    assert asked and asked[0]["model"].startswith("claude-") and asked[0]["tools"]
