@@ -97,8 +97,8 @@ def test_local_streams_report_the_tokens_they_made(setup):
     _, url = setup
     client = _client(url)
     ask = [{"role": "user", "content": "Say hello in five words."}]
-    message = client.messages.create(model="smol", max_tokens=24, messages=ask, extra_body={"temperature": 0})
-    with client.messages.stream(model="smol", max_tokens=24, messages=ask, extra_body={"temperature": 0}) as stream:
+    message = client.messages.create(model="smol", max_tokens=8, messages=ask, extra_body={"temperature": 0})
+    with client.messages.stream(model="smol", max_tokens=8, messages=ask, extra_body={"temperature": 0}) as stream:
         final = stream.get_final_message()
     assert message.usage.output_tokens > 0
     assert (final.usage.input_tokens, final.usage.output_tokens) == (message.usage.input_tokens,
