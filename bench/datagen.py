@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -36,12 +37,12 @@ import numpy as np  # noqa: E402
 
 import datagen  # noqa: E402
 from datagen import dedup, store  # noqa: E402
+from datagen.config import DEFAULT_TOML, parse_config  # noqa: E402
 from datagen.schema import Example  # noqa: E402
 
 GOAL_THROUGHPUT = 200.0  # examples/s, batched submit
 GOAL_P99_MS = 100.0      # single-example submit
-CATEGORIES = ["tool-use", "code-navigation", "skills-workflows", "agentic-planning", "craftsmanship",
-              "collaboration", "problem-solving", "code-review"]
+CATEGORIES = [c.name for c in parse_config(tomllib.loads(DEFAULT_TOML)).categories]  # the default plan's
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_BASE = 1_000_000_000  # stored examples use synthetic(SEED_BASE + i); measured ones count up from 1
 

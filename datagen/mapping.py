@@ -21,17 +21,7 @@ from datagen.schema import Category, Chunk
 EMBED_MARGIN = 0.04
 MANUAL = ("manual", "removed")
 
-TABLE = """CREATE TABLE IF NOT EXISTS chunk_categories (
-    chunk_id TEXT NOT NULL,
-    category TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    score REAL,
-    PRIMARY KEY (chunk_id, category)
-)"""
-
-
-def ensure_table(conn) -> None:
-    conn.execute(TABLE)
+# The mapping lives in chunk_categories (datagen/migrations.py, migration 3).
 
 
 def automatic(chunks: list[Chunk], categories: list[Category], embedding_model: str) -> dict[str, list[tuple]]:
@@ -73,7 +63,6 @@ def _nearest(chunks: list[Chunk], categories: list[Category], embedding_model: s
 
 def store_automatic(conn, mapped: dict[str, list[tuple]]) -> None:
     """Replace the automatic rows of these chunks; the user's manual and removed rows stay and win."""
-    ensure_table(conn)
     for chunk_id, rows in mapped.items():
         kept = {c for (c,) in conn.execute("SELECT category FROM chunk_categories WHERE chunk_id = ? AND origin IN"
                                            " (?, ?)", (chunk_id, *MANUAL))}
@@ -85,7 +74,6 @@ def store_automatic(conn, mapped: dict[str, list[tuple]]) -> None:
 
 
 def set_manual(conn, chunk_id: str, category: str, *, remove: bool) -> None:
-    ensure_table(conn)
     conn.execute("DELETE FROM chunk_categories WHERE chunk_id = ? AND category = ?", (chunk_id, category))
     conn.execute("INSERT INTO chunk_categories (chunk_id, category, origin, score) VALUES (?, ?, ?, NULL)",
                  (chunk_id, category, "removed" if remove else "manual"))
@@ -93,7 +81,6 @@ def set_manual(conn, chunk_id: str, category: str, *, remove: bool) -> None:
 
 def categories_of(conn) -> dict[str, list[str]]:
     """chunk id -> the categories it serves (removed rows excluded)."""
-    ensure_table(conn)
     out: dict[str, list[str]] = {}
     for chunk_id, category in conn.execute("SELECT chunk_id, category FROM chunk_categories WHERE origin != ?"
                                            " ORDER BY chunk_id, category", ("removed",)):
@@ -103,13 +90,11 @@ def categories_of(conn) -> dict[str, list[str]]:
 
 def unmapped(conn) -> list[str]:
     """Chunks with no mapping row at all (stored before mapping existed, or never mapped)."""
-    ensure_table(conn)
     return [r[0] for r in conn.execute("SELECT id FROM chunks WHERE id NOT IN (SELECT chunk_id FROM chunk_categories)"
                                        " ORDER BY source, ordinal")]
 
 
 def drop_missing(conn) -> None:
     """Rows of chunks that no longer exist (a re-added file lost a section)."""
-    ensure_table(conn)
     conn.execute("DELETE FROM chunk_categories WHERE chunk_id NOT IN (SELECT id FROM chunks)")
 

@@ -69,9 +69,10 @@ PK_MARKER = "/*pk*/"
 class PgCursor:
     """The part of sqlite3.Cursor the store and its callers use: fetch*, iteration, rowcount, lastrowid."""
 
-    def __init__(self, cursor: psycopg.Cursor, lastrowid: int | None = None):
+    def __init__(self, cursor: psycopg.Cursor, lastrowid: int | None = None, rows: bool = True):
         self._cursor = cursor
         self.lastrowid = lastrowid
+        self._rows = rows  # False after an INSERT whose RETURNING was added here: sqlite3 would show no rows
 
     @property
     def rowcount(self) -> int:
@@ -82,13 +83,16 @@ class PgCursor:
         return self._cursor.description
 
     def fetchone(self) -> tuple | None:
-        return self._cursor.fetchone() if self._cursor.description else None
+        return self._cursor.fetchone() if self._has_rows() else None
 
     def fetchall(self) -> list[tuple]:
-        return self._cursor.fetchall() if self._cursor.description else []
+        return self._cursor.fetchall() if self._has_rows() else []
 
     def fetchmany(self, size: int = 1) -> list[tuple]:
-        return self._cursor.fetchmany(size) if self._cursor.description else []
+        return self._cursor.fetchmany(size) if self._has_rows() else []
+
+    def _has_rows(self) -> bool:
+        return self._rows and self._cursor.description is not None
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.fetchall())
@@ -128,10 +132,9 @@ class PgConnection:
         if serial_table is not None:
             row = cursor.fetchone()
             lastrowid = row[0] if row else None
-            cursor = self._conn.cursor()  # the caller's cursor, like sqlite3's after an INSERT, has no rows
         if _is_ddl(statement):
             self._serial.clear()
-        return PgCursor(cursor, lastrowid)
+        return PgCursor(cursor, lastrowid, rows=serial_table is None)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> PgCursor:
         cursor = self._conn.cursor()
