@@ -146,20 +146,23 @@ async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dic
     def run() -> None:
         try:
             with lock:
-                generated, cid = 0, ""
+                generated, cid, finish = 0, "", None
                 for chunk in llm.create_chat_completion(messages=_messages(job), stream=True,
                                                         **_kwargs(llm, job, cancel)):
                     if cancel.is_set():
                         break
                     generated += any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or [])
                     cid = chunk.get("id") or cid
+                    finish = next((c["finish_reason"] for c in chunk.get("choices") or [] if c.get("finish_reason")),
+                                  finish)
                     put(chunk)
                 else:
                     # llama-cpp-python streams no usage: one content chunk is one token, and the context now
-                    # holds the prompt and the answer (what a non-streamed call reports)
-                    put({"id": cid, "choices": [], "usage": {"prompt_tokens": llm.n_tokens - generated,
-                                                            "completion_tokens": generated,
-                                                            "total_tokens": llm.n_tokens}})
+                    # holds the prompt and the answer (what a non-streamed call reports) — all but the last
+                    # token when max_tokens stopped it (sampled, never evaluated)
+                    prompt = llm.n_tokens - generated + (finish == "length")
+                    put({"id": cid, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": generated,
+                                                            "total_tokens": prompt + generated}})
         except Exception as exc:  # handed to the consumer, which maps it
             put(exc)
         finally:

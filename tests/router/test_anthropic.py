@@ -93,17 +93,20 @@ def test_usage_is_the_upstreams_streamed_and_not(setup):
     assert re.search(r'engrain_tokens_total\{direction="in",model="claude",tier="hosted"\} (\d+)', metrics)
 
 
-def test_local_streams_report_the_tokens_they_made(setup):
+@pytest.mark.parametrize("limit", [8, 40], ids=["cut-by-max-tokens", "ends-itself"])
+def test_local_streams_report_the_tokens_they_made(setup, limit):
     _, url = setup
     client = _client(url)
     ask = [{"role": "user", "content": "Say hello in five words."}]
-    message = client.messages.create(model="smol", max_tokens=8, messages=ask, extra_body={"temperature": 0})
-    with client.messages.stream(model="smol", max_tokens=8, messages=ask, extra_body={"temperature": 0}) as stream:
+    message = client.messages.create(model="smol", max_tokens=limit, messages=ask, extra_body={"temperature": 0})
+    with client.messages.stream(model="smol", max_tokens=limit, messages=ask,
+                                extra_body={"temperature": 0}) as stream:
         final = stream.get_final_message()
     assert message.usage.output_tokens > 0
     assert (final.usage.input_tokens, final.usage.output_tokens) == (message.usage.input_tokens,
                                                                      message.usage.output_tokens)
     assert final.content[0].text == message.content[0].text
+    assert final.stop_reason == message.stop_reason == ("max_tokens" if limit == 8 else "end_turn")
 
 
 MODEL_NAMES = [
