@@ -230,7 +230,35 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: Optional[int], ba
         f"(base model with the full prompt: {headline['adherence_base_with_prompt']:.0%}, "
         f"base without it: {headline['adherence_base_without_prompt']:.0%}), "
         f"using [bold]{headline['prompt_tokens_saved_pct']:.0%}[/bold] fewer prompt tokens per request.")
+    headline["routing_learned"] = _learn_routing(root, paths["json"])
     return headline
+
+
+def _learn_routing(root: Path, eval_json: Path) -> dict:
+    """`engrain router learn --from-eval`: a head fitted on where this fine-tune kept or broke the rules, and
+    where the held-out prompts route before (default head) and after (learned head)."""
+    from engrain.cmd_router import eval_outcomes
+    from router import learn
+    from router.config import BUNDLED_HEAD
+    from router.head import load_head, save_head
+    from router.scoring import head_scores
+
+    records = eval_outcomes(eval_json)
+    base = load_head(BUNDLED_HEAD)
+    learned, report = learn.learn(records, base, source=str(eval_json))
+    path = save_head(learned, root / ".engrain" / "router" / "head.json")
+    prompts = [r.prompt for r in records]
+    before = head_scores(base, prompts) >= base.threshold
+    after = head_scores(learned, prompts) >= learned.threshold
+    console.print(f"routing learned from this eval ({report.local_failed} of {report.n} fine-tuned answers broke a "
+                  f"rule) -> {path}", highlight=False)
+    for record, was, now in zip(records, before, after):
+        mark = "  " if was == now else "->"
+        console.print(f"  {'hosted' if was else 'local':<6} {mark} {'hosted' if now else 'local':<6} "
+                      f"{'broke a rule' if not record.weak else 'kept the rules':<14} {record.prompt[:70]}",
+                      highlight=False, markup=False)
+    return {"prompts": len(records), "local_failed": report.local_failed,
+            "strong_before": int(before.sum()), "strong_after": int(after.sum())}
 
 
 def _free_port() -> int:

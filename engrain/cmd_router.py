@@ -1,4 +1,4 @@
-"""`engrain serve` and `engrain router train|calibrate|score|eval`."""
+"""`engrain serve` and `engrain router train|calibrate|score|eval|learn`."""
 from __future__ import annotations
 
 import json
@@ -39,7 +39,43 @@ def _config(path: Path | None):
         raise typer.BadParameter(f"router config {source}: {_problems(exc)}") from None
     if cfg.head is None and _workspace_head().exists():
         cfg.head = _workspace_head()
+    if cfg.state_db is None and root is not None:
+        from router.decisions import default_path
+
+        cfg.state_db = default_path(root / ".engrain")
     return cfg
+
+
+class WorkspaceRules:
+    """The cascade's reply check: which of the workspace's rules a reply breaks (every rule applies, whatever its
+    categories: naming a rule in `cascade` opts it in). Judge rules need a model call and are left out."""
+
+    def __init__(self, root: Path) -> None:
+        import datagen
+
+        ws = datagen.find_workspace(root)
+        self.rules = [r.model_copy(update={"categories": ["*"]}) for r in datagen.load_rules(ws) if r.kind != "judge"]
+
+    def __call__(self, job: dict, reply: str) -> list[str]:
+        import datagen
+        from router.scoring import prompt_of
+
+        conversation = [{"role": "user", "content": prompt_of(job["messages"])[0]},
+                        {"role": "assistant", "content": reply}]
+        return [r.name for r in datagen.check_rules(self.rules, conversation, None) if r.applicable and not r.passed]
+
+
+def _reply_check(cfg) -> "WorkspaceRules | None":
+    if not cfg.cascade:
+        return None
+    root = _workspace_root()
+    if root is None:
+        raise typer.BadParameter("cascade checks replies against the workspace's rules: run inside a workspace")
+    check = WorkspaceRules(root)
+    unknown = sorted(set(cfg.cascade) - {r.name for r in check.rules} - {"*"})
+    if unknown:
+        raise typer.BadParameter(f"cascade names rules the workspace does not have (or judge rules): {unknown}")
+    return check
 
 
 def _problems(exc: Exception) -> str:
@@ -81,6 +117,10 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
                    "ENGRAIN_API_KEY", err=True)
         raise typer.Exit(2)
     cfg = _config(config)
+    check = _reply_check(cfg)
+    if check and workers > 1:
+        typer.echo("error: the cascade runs with one worker for now (--workers 1)", err=True)
+        raise typer.Exit(2)
     typer.echo(f"engrain router on http://{host}:{port}  (tiers: "
                + ", ".join(f"{t.name}={'/'.join(t.models)}" for t in cfg.tiers) + ")", err=True)
     if workers > 1:
@@ -94,7 +134,7 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
         return
     from router.app import create_app
 
-    uvicorn.run(create_app(cfg, api_key=api_key), host=host, port=port, log_level="warning", **uvicorn_options(cfg))
+    uvicorn.run(create_app(cfg, api_key=api_key, reply_check=check), host=host, port=port, log_level="warning", **uvicorn_options(cfg))
 
 
 def _share_between_workers(cfg, scratch: Path, port: int) -> None:
@@ -117,24 +157,21 @@ def train(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV (promp
           out: Optional[Path] = typer.Option(None, "--out", help="Head file to write (default: workspace's)"),
           target_strong: Optional[float] = typer.Option(None, "--target-strong",
                                                         help="Also calibrate: share of prompts sent strong")) -> None:
-    """Train the scorer's head on labelled prompts."""
-    from router import evaluate, features, scoring
-    from router.head import fit, save_head
+    """Train the scorer's head on labelled prompts (the default head's recipe: embedding, length, digits)."""
+    from router import evaluate, recipe
+    from router.head import save_head
+    from router.scoring import head_scores
 
     try:
         rows = evaluate.load_labels(labels)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
-    x = scoring.rows([r.prompt for r in rows])
-    import numpy as np
-
     y = [r.needs_strong for r in rows]
     try:
-        head = fit(x, np.array(y), embedding_model=scoring.BUNDLED_EMBEDDER, feature_names=features.NAMES,
-                   trained_on=str(labels))
+        head = recipe.train(rows, trained_on=str(labels))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
-    scores = head.predict(x)
+    scores = head_scores(head, [r.prompt for r in rows])
     if target_strong is not None:
         head.threshold = evaluate.threshold_for(scores, target_strong)
     report = evaluate.evaluate(scores, rows)
@@ -155,11 +192,11 @@ def calibrate(prompts: Path = typer.Option(..., "--prompts", help="JSONL {\"prom
     """Set the score threshold so a target share of typical prompts goes to the strong tier."""
     from router import evaluate
     from router.head import load_head, save_head
-    from router.scoring import rows
+    from router.scoring import head_scores
 
     texts = _read_prompts(prompts)
     h = load_head(_head_path(head))
-    scores = h.predict(rows(texts, name=h.embedding_model))
+    scores = head_scores(h, texts)
     h.threshold = evaluate.threshold_for(scores, target_strong)
     path = save_head(h, out or _workspace_head())
     share = float((scores >= h.threshold).mean())
@@ -189,7 +226,7 @@ def score(config: Optional[Path] = typer.Option(None, "--config", help="Router c
           head: Optional[Path] = typer.Option(None, "--head", help="Head file (default: current)")) -> None:
     """Read JSONL {"prompt": ...} on stdin, write {"score", "tier"} per line (errors as {"error"})."""
     from router.head import load_head
-    from router.scoring import rows
+    from router.scoring import head_scores
 
     cfg = _config(config)
     h = load_head(head or cfg.head or _head_path(None, config))
@@ -204,21 +241,26 @@ def score(config: Optional[Path] = typer.Option(None, "--config", help="Router c
         except (ValueError, KeyError, TypeError) as exc:
             print(json.dumps({"error": f"line needs a JSON object with a string 'prompt' ({exc})"}), flush=True)
             continue
-        s = float(h.predict(rows([prompt], name=h.embedding_model))[0])
+        s = float(head_scores(h, [prompt])[0])
         print(json.dumps({"score": round(s, 6), "tier": cfg.strong_tier if s >= threshold else cfg.weak_tier}),
               flush=True)
 
 
 @router_app.command("eval")
-def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s) or prompt+label file/directory"),
-          head: Optional[Path] = typer.Option(None, "--head", help="Head file (default: current)")) -> None:
-    """Print CPT(50%), CPT(80%), APGR and the oracle line (RouteLLM's definitions)."""
+def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), prompt+label file/directory, or an "
+                                      "arena-hard-auto directory (question.jsonl + model_judgment/)"),
+          head: Optional[Path] = typer.Option(None, "--head", help="Head file (default: current)"),
+          cv: int = typer.Option(0, "--cv", min=0, help="Instead of scoring with the head, K-fold cross-validate "
+                                 "its recipe on these prompts (folds of whole groups: MMLU subjects, files)"),
+          samples: int = typer.Option(1000, "--bootstrap", min=100, help="Bootstrap resamples for the intervals")
+          ) -> None:
+    """Print CPT(50%), CPT(80%), APGR with bootstrap 95% intervals, and the oracle line (RouteLLM's definitions)."""
     from rich.console import Console
     from rich.table import Table
 
-    from router import evaluate
+    from router import evaluate, recipe
     from router.head import load_head
-    from router.scoring import rows
+    from router.scoring import head_scores
 
     try:
         data = evaluate.load_labels(labels)
@@ -226,18 +268,122 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s) or 
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     path = _head_path(head)
     h = load_head(path)
-    r = evaluate.evaluate(h.predict(rows([d.prompt for d in data], name=h.embedding_model)),
-                          data)
-    table = Table(title=f"router eval: {labels} ({r.n} prompts), head {path.name}")
+    prompts = [d.prompt for d in data]
+    scores = recipe.cross_validated_scores(data, k=cv, feature_names=h.features, embedding=h.embedding_model) \
+        if cv > 1 else head_scores(h, prompts)
+    r = evaluate.evaluate(scores, data)
+    ci = evaluate.bootstrap(scores, data, samples=samples)
+    how = f"{cv}-fold cross-validation of head {path.name}'s recipe" if cv > 1 else f"head {path.name}"
+    table = Table(title=f"router eval: {labels} ({r.n} prompts), {how}")
     for col in ("router", "CPT(50%)", "CPT(80%)", "APGR", "quality"):
         table.add_column(col)
+    graded = max(r.weak, r.strong) > 1.0        # a judge's score, not right/wrong
+    q = (lambda v: f"{v:.2f} (judge score)") if graded else (lambda v: f"{v:.1%}")
     table.add_row("engrain head", f"{r.cpt50:.1%}", f"{r.cpt80:.1%}", f"{r.apgr:.3f}", "")
+    table.add_row("  95% interval (bootstrap)", f"[{ci['cpt50'].low:.1%}, {ci['cpt50'].high:.1%}]",
+                  f"[{ci['cpt80'].low:.1%}, {ci['cpt80'].high:.1%}]",
+                  f"[{ci['apgr'].low:.3f}, {ci['apgr'].high:.3f}]", "")
     table.add_row("random (expected)", "50.0%", "80.0%", "0.500", "")
-    table.add_row("weak only", "", "", "", f"{r.weak:.1%}  (0% strong)")
-    table.add_row("strong only", "", "", "", f"{r.strong:.1%}  (100% strong)")
+    table.add_row("weak only", "", "", "", f"{q(r.weak)}  (0% strong)")
+    table.add_row("strong only", "", "", "", f"{q(r.strong)}  (100% strong)")
     table.add_row("oracle", f"{r.oracle_cpt50:.1%}", f"{r.oracle_cpt80:.1%}", "",
-                  f"{r.oracle:.1%}  ({r.oracle_strong_share:.1%} strong)")
-    Console(width=110).print(table)
+                  f"{q(r.oracle)}  ({r.oracle_strong_share:.1%} strong)")
+    Console(width=130).print(table)
+
+
+def eval_outcomes(report: Path) -> list:
+    """Labels from a behaviour eval (training's eval.json): each held-out prompt's fine-tuned answer, without the
+    system prompt, kept every applicable rule (good for the local tier) or broke one."""
+    from router.evaluate import Labelled
+
+    data = json.loads(report.read_text(encoding="utf-8"))
+    prompts = data["prompts"]
+    out = []
+    for answer in data["answers"]:
+        if answer["arm"] != "finetuned_without_prompt":
+            continue
+        item = prompts[answer["prompt_index"]]
+        good = all(answer["rules"].values()) and answer.get("tool_calls_valid") is not False
+        out.append(Labelled(item["prompt"], float(good), 1.0, item.get("category") or ""))
+    if not out:
+        raise ValueError(f"{report}: no fine-tuned answers in this eval")
+    return out
+
+
+def _eval_report(run: str) -> Path:
+    path = Path(run)
+    if path.is_file():
+        return path
+    if (path / "eval.json").is_file():
+        return path / "eval.json"
+    root = _workspace_root()
+    candidate = (root / ".engrain" / "runs" / run / "eval.json") if root else None
+    if candidate is None or not candidate.is_file():
+        raise typer.BadParameter(f"no eval for {run!r}: run `engrain eval {run}` first (or pass an eval.json)",
+                                 param_hint="--from-eval")
+    return candidate
+
+
+def _local_model(cfg, name: Optional[str]):
+    name = name or next(iter(cfg.tier(cfg.weak_tier).models), None)
+    model = cfg.model(name) if name else None
+    if model is None:
+        raise typer.BadParameter(f"no model {name!r} in the router config", param_hint="--model")
+    return model
+
+
+@router_app.command()
+def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run id (or eval.json) of a behaviour "
+                                                  "eval: rule-breaking fine-tuned answers mean 'needs strong'"),
+          tasks: Optional[Path] = typer.Option(None, "--tasks", help="JSONL {prompt, answer | tests}: the local "
+                                               "model answers each, graded by exact answer or by running the tests"),
+          from_feedback: bool = typer.Option(False, "--from-feedback", help="Good/bad verdicts sent to "
+                                             "POST /v1/feedback about local answers"),
+          model: Optional[str] = typer.Option(None, "--model", help="Local model for --tasks (default: the weak "
+                                              "tier's first)"),
+          timeout: float = typer.Option(10.0, "--timeout", help="Seconds each task's tests may run"),
+          max_tokens: int = typer.Option(512, "--max-tokens", help="Answer length for --tasks"),
+          config: Optional[Path] = typer.Option(None, "--config", help="Router config (models, tiers)"),
+          head: Optional[Path] = typer.Option(None, "--head", help="Head to start from (default: current)"),
+          out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: the workspace's head)")
+          ) -> None:
+    """Learn routing from what the local model actually did: fit and calibrate a head on those outcomes."""
+    from router import decisions, learn as learning
+    from router.head import load_head, save_head
+
+    if sum(bool(x) for x in (from_eval, tasks, from_feedback)) != 1:
+        raise typer.BadParameter("give exactly one of --from-eval, --tasks, --from-feedback")
+    cfg = _config(config)
+    base = load_head(head or cfg.head or _head_path(None, config))
+    anonymous: list = []
+    try:
+        if from_eval:
+            source = _eval_report(from_eval)
+            records = eval_outcomes(source)
+        elif tasks:
+            source = tasks
+            local = _local_model(cfg, model)
+            typer.echo(f"grading {local.name} on {tasks} ...", err=True)
+            records = learning.label_tasks(learning.load_tasks(tasks), local, max_tokens=max_tokens, timeout=timeout)
+        else:
+            source = cfg.state_db
+            if source is None or not source.exists():
+                raise typer.BadParameter("no decision log yet: serve inside a workspace and send POST /v1/feedback")
+            records, anonymous = learning.from_feedback(decisions.outcomes(source), cfg.weak_tier)
+    except (OSError, ValueError, KeyError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if not records and not anonymous:
+        raise typer.BadParameter(f"{source}: no outcomes about the local tier to learn from")
+    learned, report = learning.learn(records, base, anonymous=anonymous, source=str(source))
+    path = save_head(learned, out or _workspace_head())
+    typer.echo(f"learned from {report.n} outcomes ({report.local_failed} where the local answer failed): "
+               + ("refitted the embedding head" if report.refit else "kept the head, moved per-topic priors"))
+    if report.refit:
+        typer.echo(f"cross-validated APGR on these prompts: learned {learning.fmt(report.cv_apgr_learned)}, "
+                   f"previous head {learning.fmt(report.apgr_base)}")
+    typer.echo("priors: " + (", ".join(f"{k} {v:+.2f}" for k, v in report.priors.items()) or "none")
+               + f"; threshold {learned.threshold:.3f}")
+    typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:

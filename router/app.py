@@ -6,6 +6,7 @@ import json
 import math
 import os
 import time
+import uuid
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -15,11 +16,14 @@ from pydantic import ValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from router import providers
+from router import cascade, providers
 from router.config import ModelConfig, RouterConfig, load_config
+from router.cascade import ReplyCheck
 from router.convert import AnthropicStream, anthropic_event, from_anthropic, from_openai, openai_chunk, \
     openai_event, to_anthropic
+from router.decisions import DecisionLog, DecisionRecord, FeedbackRequest, UnknownResponse
 from router.engine import Attempted, Engine
+from router.features import topic
 from router.errors import ProviderError, RouterError, error_body
 from router.guard import Guard, api_of
 from router.metrics import Metrics
@@ -28,7 +32,7 @@ from router.providers import anthropic as anthropic_provider
 from router.providers.anthropic import Native, Relay, usage_of
 from router.statuses import CountStatuses
 from router.schemas import ChatCompletionRequest, MessagesRequest, RouteRequest
-from router.scoring import Scorer
+from router.scoring import Scorer, prompt_of
 
 
 def _headers(decision: Decision | None, att: Attempted | None, t0: float) -> dict[str, str]:
@@ -52,12 +56,24 @@ def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+def _record(cfg: RouterConfig, response_id: str, api: str, job: dict, decision: Decision, att: Attempted,
+            usage: dict, status: str, outcome: str | None) -> DecisionRecord:
+    text = prompt_of(job["messages"])[0]
+    return DecisionRecord(id=response_id, time=time.time(), api=api, score=decision.score,
+                          threshold=decision.threshold, tier=decision.tier, model=att.model or "-", topic=topic(text),
+                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), status=status,
+                          cascade=outcome, prompt=text if cfg.log_prompts else None)
+
+
 def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str | None = None,
-               scorer: Scorer | None = None) -> FastAPI:
+               scorer: Scorer | None = None, reply_check: ReplyCheck | None = None) -> FastAPI:
+    """`reply_check` (job, reply text) -> broken rule names, for the cascade; the CLI builds it from the rules."""
     cfg = config if isinstance(config, RouterConfig) else load_config(config)
     metrics = Metrics(cfg)
     engine = Engine(cfg, metrics)
     scorer = scorer or Scorer(cfg.head)
+    log = DecisionLog(cfg.state_db) if cfg.state_db else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,9 +82,12 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
             if m.available():
                 await asyncio.to_thread(providers.module(m).warm, m)
         yield
+        if log:
+            log.close()
 
     app = FastAPI(title="engrain router", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.config, app.state.engine, app.state.metrics, app.state.scorer = cfg, engine, metrics, scorer
+    app.state.reply_check, app.state.decisions = reply_check, log
     app.add_middleware(Guard, api_key=api_key, max_body=int(cfg.max_body_mb * 1024 * 1024), max_headers=cfg.max_headers)
     app.add_middleware(CountStatuses, counter=metrics.responses)     # outermost: sees every status
 
@@ -112,11 +131,14 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         t0 = time.perf_counter()
         decision: Decision | None = None
         att = Attempted()
+        outcome: str | None = None
         try:
             decision = decide_for(job, model)
             if stream:
                 return await start_stream(request, api, job, decision, att, t0, include_usage, native)
-            call = asyncio.ensure_future(engine.complete(decision, job, att, native))
+            check = app.state.reply_check
+            call = asyncio.ensure_future(cascade.complete(cfg, engine, check, decision, job, att)
+                                         if cascade.applies(cfg, check, decision) else engine.complete(decision, job, att, native))
             gone = asyncio.ensure_future(until_disconnect(request))
             await asyncio.wait({call, gone}, return_when=asyncio.FIRST_COMPLETED)
             if not call.done():                  # the client left: stop the upstream call too
@@ -125,6 +147,8 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
                 return Response(status_code=499)
             gone.cancel()
             completion = call.result()
+            if isinstance(completion, tuple):
+                completion, outcome = completion
         except RouterError as exc:
             metrics.requests.labels(api, decision.tier if decision else "-", att.model or "-", str(exc.status)).inc()
             return fail(api, exc.status, exc.message, exc.code, {**_headers(decision, att, t0), **_retry_after(exc)})
@@ -137,8 +161,13 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         if not passed:                     # a passed-through answer goes back as the upstream wrote it
             completion["model"] = att.model
         body = completion if passed or api == "openai" else to_anthropic(completion, att.model)
-        headers = _headers(decision, att, t0)
+        body["id"] = body.get("id") or f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        headers = {**_headers(decision, att, t0), "x-engrain-response-id": body["id"]}
+        if outcome:
+            headers["x-engrain-cascade"] = outcome
         metrics.overhead.observe(float(headers["x-engrain-overhead-ms"]) / 1000)
+        if log:
+            log.record(_record(cfg, body["id"], api, job, decision, att, usage, "200", outcome))
         return JSONResponse(body, headers=headers)
 
     async def start_stream(request: Request, api: str, job: dict, decision: Decision, att: Attempted,
@@ -151,6 +180,8 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         metrics.overhead.observe(float(headers["x-engrain-overhead-ms"]) / 1000)
         metrics.latency.labels(api, decision.tier).observe(time.perf_counter() - t0)
         tier, model = decision.tier, att.model
+        response_id = f"resp_{uuid.uuid4().hex[:24]}"
+        headers["x-engrain-response-id"] = response_id
         passed = providers.passes_through(cfg.model(model), native)
         anth = Relay() if passed else AnthropicStream(model) if api == "anthropic" else None
         if anth:
@@ -196,6 +227,9 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
                 await rest.aclose()
                 metrics.record_usage(tier, model, usage["prompt_tokens"], usage["completion_tokens"] or pieces)
                 metrics.requests.labels(api, tier, model, status).inc()
+                if log:
+                    usage["completion_tokens"] = usage["completion_tokens"] or pieces
+                    log.record(_record(cfg, response_id, api, job, decision, att, usage, status, None))
 
         return StreamingResponse(body(), media_type="text/event-stream",
                                  headers={**headers, "cache-control": "no-cache"})
@@ -246,6 +280,18 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
                              "cooling_down": {n: round(engine.cooldown_left(n), 1) for n in d.chain
                                               if engine.cooldown_left(n)}},
                             headers=_headers(d, None, t0))
+
+    @app.post("/v1/feedback")
+    async def feedback(req: FeedbackRequest) -> Response:
+        if log is None:
+            return fail("openai", 503, "feedback needs the decision log: run `engrain serve` inside a workspace "
+                                       "(or set state_db in the router config)", "decision_log_disabled")
+        try:
+            seq = await asyncio.to_thread(log.add_feedback, req.response_id, req.rating, req.note)
+        except UnknownResponse:
+            return fail("openai", 404, f"no routed response with id {req.response_id!r} in the decision log",
+                        "response_not_found")
+        return JSONResponse({"id": seq, "response_id": req.response_id, "rating": req.rating}, status_code=201)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:

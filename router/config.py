@@ -98,6 +98,9 @@ class RouterConfig(_Strict):
     max_header_kb: int = 64                    # request line + headers; larger -> 431
     max_headers: int = 100                     # header fields per request; more -> 431
     max_connections: int = 1024                # concurrent connections; beyond -> 503
+    state_db: Path | None = None               # decision log + feedback (SQLite); None = not logged
+    log_prompts: bool = False                  # also store each prompt's text in the decision log
+    cascade: list[str] = Field(default_factory=list)  # rules a local reply must keep, else the next tier answers
 
     @model_validator(mode="after")
     def _check_names(self) -> "RouterConfig":
@@ -205,6 +208,8 @@ TOML_TEMPLATE = '''
 # timeout_s = 120                # connect + first byte
 # cooldown_s = 30                # skip a failing deployment this long
 # fallbacks = { local = ["hosted"], hosted = ["local"] }
+# log_prompts = false            # the decision log (.engrain/router.db) keeps scores and tiers, not prompt text
+# cascade = ["no-hedging"]       # non-streaming: answer locally, escalate when the reply breaks these rules ("*" = all)
 
 [[router.models]]
 name = "smollm2-local"

@@ -22,12 +22,13 @@ _STRONG_WORDS = {"hosted", "strong", "1", "true", "large", "hard"}
 @dataclass
 class Labelled:
     prompt: str
-    weak: bool          # the weak model's answer is good enough
-    strong: bool        # the strong model's answer is good enough
+    weak: float         # quality of the weak model's answer: 1/0 for right/wrong, or a judge's score
+    strong: float       # quality of the strong model's answer, same scale
+    group: str = ""     # where the prompt came from (MMLU domain, file): the unit of cross-validation folds
 
     @property
     def needs_strong(self) -> int:
-        return int(self.strong and not self.weak)
+        return int(self.strong > self.weak)
 
 
 def _truth(value: str) -> bool:
@@ -39,12 +40,12 @@ def _truth(value: str) -> bool:
     raise ValueError(f"expected True/False, got {value!r}")
 
 
-def _from_label(prompt: str, label: object) -> Labelled:
+def _from_label(prompt: str, label: object, group: str = "") -> Labelled:
     v = str(label).strip().lower()
     if v in _WEAK_WORDS:
-        return Labelled(prompt, weak=True, strong=True)
+        return Labelled(prompt, weak=True, strong=True, group=group)
     if v in _STRONG_WORDS:
-        return Labelled(prompt, weak=False, strong=True)
+        return Labelled(prompt, weak=False, strong=True, group=group)
     raise ValueError(f"label must be one of {sorted(_WEAK_WORDS | _STRONG_WORDS)}, got {label!r}")
 
 
@@ -60,9 +61,9 @@ def _read_csv(path: Path) -> list[Labelled]:
                 continue
             try:
                 if len(header) >= 3:          # RouteLLM: prompt, <weak model>, <strong model>
-                    out.append(Labelled(row[0], _truth(row[1]), _truth(row[2])))
+                    out.append(Labelled(row[0], _truth(row[1]), _truth(row[2]), path.stem))
                 else:                          # prompt, label
-                    out.append(_from_label(row[0], row[1]))
+                    out.append(_from_label(row[0], row[1], path.stem))
             except (ValueError, IndexError) as exc:
                 raise ValueError(f"{path}:{lineno}: {exc}") from exc
     return out
@@ -76,18 +77,65 @@ def _read_jsonl(path: Path) -> list[Labelled]:
         try:
             obj = json.loads(line)
             if "label" in obj:
-                out.append(_from_label(obj["prompt"], obj["label"]))
+                out.append(_from_label(obj["prompt"], obj["label"], path.stem))
             else:
-                out.append(Labelled(obj["prompt"], bool(obj["weak_correct"]), bool(obj["strong_correct"])))
+                out.append(Labelled(obj["prompt"], bool(obj["weak_correct"]), bool(obj["strong_correct"]), path.stem))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}:{lineno}: need prompt + label, or prompt + weak_correct + strong_correct "
                              f"({exc})") from exc
     return out
 
 
-def load_labels(path: Path) -> list[Labelled]:
-    """A RouteLLM CSV, a prompt+label CSV/JSONL, or a directory of them (contaminated prompts dropped)."""
+ARENA_WEAK = "Mixtral-8x7B-Instruct-v0.1"
+ARENA_STRONG = "gpt-4-turbo"
+
+
+def _judgments(path: Path) -> dict[str, float]:
+    scores = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if obj.get("score") is not None:       # the judge gave no parsable rating: no quality to compare
+                scores[str(obj["question_id"])] = float(obj["score"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{lineno}: need question_id and score ({exc})") from exc
+    return scores
+
+
+def load_arena(path: Path, weak: str = ARENA_WEAK, strong: str = ARENA_STRONG) -> list[Labelled]:
+    """arena-hard-auto's layout: question.jsonl + model_judgment/<model>.jsonl; the judge's score is quality."""
     path = Path(path)
+    files = {m: path / "model_judgment" / f"{m}.jsonl" for m in (weak, strong)}
+    for model, file in files.items():
+        if not file.is_file():
+            known = sorted(p.stem for p in (path / "model_judgment").glob("*.jsonl"))
+            raise FileNotFoundError(f"{file}: no judgments for {model!r}; judged models here: {known}")
+    w, s = _judgments(files[weak]), _judgments(files[strong])
+    out = []
+    for lineno, line in enumerate((path / "question.jsonl").read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+            qid, prompt = str(q["question_id"]), q["turns"][0]
+            prompt = prompt if isinstance(prompt, str) else prompt["content"]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"{path / 'question.jsonl'}:{lineno}: need question_id and turns ({exc})") from exc
+        if qid in w and qid in s:
+            out.append(Labelled(prompt, w[qid], s[qid], q.get("category") or path.name))
+    if not out:
+        raise ValueError(f"{path}: no question has a score from both {weak} and {strong}")
+    return out
+
+
+def load_labels(path: Path) -> list[Labelled]:
+    """A RouteLLM CSV, a prompt+label CSV/JSONL, a directory of them (contaminated prompts dropped), or an
+    arena-hard-auto directory (question.jsonl + model_judgment/)."""
+    path = Path(path)
+    if path.is_dir() and (path / "question.jsonl").is_file() and (path / "model_judgment").is_dir():
+        return load_arena(path)
     if path.is_dir():
         rows: list[Labelled] = []
         for file in sorted(path.iterdir()):
@@ -135,25 +183,59 @@ def curve(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> tuple[np.
     return share[keep], quality[keep]
 
 
+def _cpt(share: np.ndarray, quality: np.ndarray, w: float, gap: float, x: float) -> float:
+    ok = quality >= w + x * gap - 1e-12
+    return float(share[ok].min()) if ok.any() else float("nan")
+
+
 def evaluate(scores: np.ndarray, labelled: list[Labelled]) -> Report:
-    weak = np.array([r.weak for r in labelled])
-    strong = np.array([r.strong for r in labelled])
-    share, quality = curve(np.asarray(scores, float), weak, strong)
+    weak = np.array([r.weak for r in labelled], float)
+    strong = np.array([r.strong for r in labelled], float)
+    return _report(np.asarray(scores, float), weak, strong)
+
+
+def _report(scores: np.ndarray, weak: np.ndarray, strong: np.ndarray) -> Report:
+    share, quality = curve(scores, weak, strong)
     w, s = weak.mean(), strong.mean()
     gap = s - w
-    oracle = (weak | strong).mean()
-
-    def cpt(x: float) -> float:
-        ok = quality >= w + x * gap - 1e-12
-        return float(share[ok].min()) if ok.any() else float("nan")
-
+    # the oracle sends strong exactly the prompts where the strong answer is better, best gain first
+    o_share, o_quality = curve(strong - weak, weak, strong)
     auc = np.trapezoid(quality, share)
     apgr = (auc - w) / gap if gap else float("nan")
-    return Report(n=len(labelled), weak=float(w), strong=float(s), oracle=float(oracle),
-                  oracle_strong_share=float((strong & ~weak).mean()), cpt50=cpt(0.5), cpt80=cpt(0.8),
-                  # the oracle spends strong calls only where they help, each adding 1/n quality
-                  oracle_cpt50=float(0.5 * gap), oracle_cpt80=float(0.8 * gap),
-                  apgr=float(apgr), share=share, quality=quality)
+    return Report(n=len(scores), weak=float(w), strong=float(s), oracle=float(np.maximum(weak, strong).mean()),
+                  oracle_strong_share=float((strong > weak).mean()), cpt50=_cpt(share, quality, w, gap, 0.5),
+                  cpt80=_cpt(share, quality, w, gap, 0.8), oracle_cpt50=_cpt(o_share, o_quality, w, gap, 0.5),
+                  oracle_cpt80=_cpt(o_share, o_quality, w, gap, 0.8), apgr=float(apgr), share=share, quality=quality)
+
+
+@dataclass
+class Interval:
+    value: float
+    low: float
+    high: float
+
+    def format(self, spec: str) -> str:
+        return f"{self.value:{spec}} [{self.low:{spec}}, {self.high:{spec}}]"
+
+
+def bootstrap(scores: np.ndarray, labelled: list[Labelled], *, samples: int = 1000,
+              seed: int = 0) -> dict[str, Interval]:
+    """CPT(50%), CPT(80%), APGR with percentile 95% intervals from resampling the prompts."""
+    scores = np.asarray(scores, float)
+    weak = np.array([r.weak for r in labelled], float)
+    strong = np.array([r.strong for r in labelled], float)
+    point = _report(scores, weak, strong)
+    rng = np.random.default_rng(seed)
+    draws = {"cpt50": [], "cpt80": [], "apgr": []}
+    for _ in range(samples):
+        idx = rng.integers(0, len(scores), len(scores))
+        if strong[idx].mean() == weak[idx].mean():
+            continue
+        r = _report(scores[idx], weak[idx], strong[idx])
+        for key in draws:
+            draws[key].append(getattr(r, key))
+    return {key: Interval(getattr(point, key), float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))
+            for key, v in draws.items()}
 
 
 def threshold_for(scores: np.ndarray, target_strong: float) -> float:

@@ -5,7 +5,7 @@ each worker's samples go to files under PROMETHEUS_MULTIPROC_DIR and /metrics me
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from router import fleet
 from router.config import RouterConfig
@@ -35,6 +35,11 @@ class Metrics:
                                      registry=r)
         self.cost = Counter("engrain_cost_usd", "Estimated spend: actual routing vs always the strong tier",
                             ["kind"], registry=r)
+        self.cascade = Counter("engrain_cascade", "Cascade outcomes: local reply kept (passed) or escalated",
+                               ["outcome"], registry=r)
+        self.cascade_saved = Gauge("engrain_cascade_saved_usd", "Estimated spend the cascade saved against always "
+                                   "the strong tier (negative while escalations cost more than kept answers save)",
+                                   multiprocess_mode="sum", registry=r)
 
     def record_usage(self, tier: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
         self.tokens.labels(tier, model, "in").inc(prompt_tokens)
@@ -46,6 +51,14 @@ class Metrics:
             if price is not None:
                 self.cost.labels(kind).inc((prompt_tokens * price.cost_per_mtok_in
                                             + completion_tokens * price.cost_per_mtok_out) / 1e6)
+
+    def price(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> float:
+        m = self.cfg.model(model) if model else None
+        return (prompt_tokens * m.cost_per_mtok_in + completion_tokens * m.cost_per_mtok_out) / 1e6 if m else 0.0
+
+    def strong_model(self) -> str | None:
+        models = self.cfg.tier(self.cfg.strong_tier).models
+        return models[0] if models else None
 
     def render(self) -> bytes:
         """This process's metrics, or with several workers the whole server's."""

@@ -36,12 +36,24 @@ def prompt_of(messages: list[dict]) -> tuple[str, int]:
     return user_words(messages)
 
 
-def rows(texts: Sequence[str], *, name: str = BUNDLED_EMBEDDER, turns: Sequence[int] | None = None,
-         tools: Sequence[int] | None = None) -> np.ndarray:
-    """The head's input rows for `texts`: [embedding, cheap features]."""
-    feats = np.stack([features.features(t, turns=(turns or [1] * len(texts))[i], tools=(tools or [0] * len(texts))[i])
-                      for i, t in enumerate(texts)]) if texts else np.zeros((0, len(features.NAMES)), np.float32)
-    return np.hstack([embed(texts, name), feats])
+def rows(texts: Sequence[str], *, name: str | None = BUNDLED_EMBEDDER, feature_names: Sequence[str] | None = None,
+         turns: Sequence[int] | None = None, tools: Sequence[int] | None = None) -> np.ndarray:
+    """The head's input rows for `texts`: [embedding (unless `name` is None), the named cheap features]."""
+    names = list(feature_names or features.NAMES)
+    feats = np.stack([features.features(t, names, turns=(turns or [1] * len(texts))[i],
+                                        tools=(tools or [0] * len(texts))[i])
+                      for i, t in enumerate(texts)]) if texts else np.zeros((0, len(names)), np.float32)
+    return np.hstack([embed(texts, name), feats]) if name else feats
+
+
+def head_rows(head: Head, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
+    return rows(texts, name=head.embedding_model, feature_names=head.features, **kwargs)
+
+
+def head_scores(head: Head, texts: Sequence[str]) -> np.ndarray:
+    """Scores of single-turn prompts, priors included (what `router score|eval` and the learner compare)."""
+    x = head_rows(head, texts)
+    return head.predict(x, [features.topic(t) for t in texts] if head.priors else None)
 
 
 class Scorer:
@@ -49,10 +61,13 @@ class Scorer:
 
     def __init__(self, head: Head | Path | None = None) -> None:
         self.head = head if isinstance(head, Head) else load_head(head or BUNDLED_HEAD)
-        embedder(self.head.embedding_model)
+        if self.head.embedding_model:
+            embedder(self.head.embedding_model)
 
     def score(self, messages: list[dict], tools: int = 0) -> float:
         text, turns = prompt_of(messages)
-        return float(self.head.predict(rows([text], name=self.head.embedding_model, turns=[turns],
-                                            tools=[tools]))[0])
+        return self.score_text(text, turns=turns, tools=tools)
 
+    def score_text(self, text: str, *, turns: int = 1, tools: int = 0) -> float:
+        x = head_rows(self.head, [text], turns=[turns], tools=[tools])
+        return float(self.head.predict(x, [features.topic(text)] if self.head.priors else None)[0])
