@@ -234,8 +234,9 @@ def bootstrap(scores: np.ndarray, labelled: list[Labelled], *, samples: int = 10
         r = _report(scores[idx], weak[idx], strong[idx])
         for key in draws:
             draws[key].append(getattr(r, key))
-    return {key: Interval(getattr(point, key), float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))
-            for key, v in draws.items()}
+    nan = float("nan")                   # no quality gap in any resample: nothing to put an interval on
+    return {key: Interval(getattr(point, key), float(np.nanpercentile(v, 2.5)) if v else nan,
+                          float(np.nanpercentile(v, 97.5)) if v else nan) for key, v in draws.items()}
 
 
 def threshold_for(scores: np.ndarray, target_strong: float) -> float:
