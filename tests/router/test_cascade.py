@@ -100,3 +100,16 @@ def test_streams_and_explicit_models_are_not_cascaded(setup):
     explicit = client.chat.completions.with_raw_response.create(
         model="strong", messages=[{"role": "user", "content": "Is this thread-safe?"}])
     assert "x-engrain-cascade" not in explicit.headers
+
+
+def test_serve_refuses_a_cascade_naming_rules_the_workspace_lacks(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engrain.cli import app
+
+    datagen.init_workspace(tmp_path)
+    with (tmp_path / "engrain.toml").open("a", encoding="utf-8") as f:
+        f.write(RULES + '\n[router]\ncascade = ["no-hedging", "be-nice"]\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code != 0 and "['be-nice']" in result.output
