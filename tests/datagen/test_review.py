@@ -39,7 +39,7 @@ def test_review_lists_pending_examples_in_pages(ws, cli):
     assert verdicts[0].id in first.stdout and verdicts[2].id not in first.stdout
     assert "1-2 of 5 pending; next page: --offset 2" in first.stdout
     assert verdicts[4].id in last.stdout and "5-5 of 5 pending" in last.stdout
-    shown = cli("review", "--show", verdicts[1].id, "-w", ws.root)
+    shown = cli("review", "--show", verdicts[1].id, "--json", "-w", ws.root)
     assert json.loads(shown.stdout)["example"]["category"] == "craftsmanship"
 
 
