@@ -115,7 +115,8 @@ def stack(tmp_path_factory):
              "api_base": fake.url, "api_key": "upstream-key", "context_window": 150000}],
             "tiers": [{"name": "local", "models": ["local-coder"]}, {"name": "hosted", "models": ["claude"]}],
             "rules": [{"tier": "local", "model": "claude-*haiku*", "has_tools": False, "max_prompt_tokens": 4000},
-                      {"tier": "hosted", "pattern": r"ECHO|FIDELITY|SUBAGENT|\bupstream\b"}]}
+                      {"tier": "hosted", "pattern": r"ECHO|FIDELITY|SUBAGENT|\bupstream\b"}],
+            "state_db": str(tmp_path_factory.mktemp("router-state") / "router.db")}      # the decision log
         with running_router(cfg, wrap=door.wrap) as url:
             yield fake, url, door
 
@@ -247,6 +248,10 @@ def test_background_request_and_hard_question_land_on_their_tiers(stack, tmp_pat
     route = httpx.post(url + "/v1/route", content=background[0].body,
                        headers={"content-type": "application/json"}).json()
     assert route["tier"] == "local" and "rule 1 -> local" in route["reasons"]
+    log = door.app.state.decisions                     # the router's decision log says the same
+    for seen in main + background:
+        logged = log.decision(seen.headers["x-engrain-response-id"])
+        assert logged is not None and logged.tier == seen.headers["x-engrain-tier"]
 
 
 def test_over_long_prompt_is_reported_by_claude_code_as_too_long(stack, tmp_path):
