@@ -82,6 +82,33 @@ def test_eval_explains_a_missing_run(quickstart_run):
     assert "no-such-run" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_eval_defaults_to_the_held_out_split_and_records_its_results_in_the_run(quickstart_run):
+    root, _ = quickstart_run
+    run_dir = next((root / ".engrain" / "runs").iterdir())
+    heldout = [json.loads(line) for line in (run_dir / "heldout.jsonl").read_text().splitlines()]
+
+    done = subprocess.run([ENGRAIN, "eval", run_dir.name, "--no-base-with-prompt", "--max-tokens", "8",
+                           "--workspace", str(root)], capture_output=True, text=True, env=_env(), timeout=600)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert [p["prompt"] for p in report["prompts"]] == [h["prompt"] for h in heldout]
+    # Tool-call validity counts only prompts whose reference answer called a tool, or answers that did call.
+    for answer in report["answers"]:
+        prompt = report["prompts"][answer["prompt_index"]]
+        if not prompt.get("expects_tool_call") and not answer["tool_calls"]:
+            assert answer["tool_calls_valid"] is None
+    record = json.loads((run_dir / "run.json").read_text())
+    assert "eval_prompt_tokens_saved_pct" in record["metrics"] and record["artifacts"]["eval_markdown"]
+
+
+def test_the_quickstart_writes_nothing_into_the_source_checkout(quickstart_run):
+    root, _ = quickstart_run
+    copied = Path(__file__).resolve().parents[2] / "quickstart.q4_k_m.gguf"
+    started = (root / "engrain.toml").stat().st_mtime
+    assert not copied.exists() or copied.stat().st_mtime < started
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
