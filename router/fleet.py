@@ -43,7 +43,26 @@ def _to_monotonic(wall: float) -> float:
     return wall - time.time() + time.monotonic()
 
 
-class SharedCooldowns(MutableMapping):
+class _Cooldowns(MutableMapping):
+    """deployment -> time.monotonic() deadline; subclasses say where the live deadlines are kept (`_live`)."""
+
+    def _live(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def pop(self, name: str, default=None):  # noqa: ANN001, ANN201 - MutableMapping's signature
+        # called after every successful call: write only when there is something to clear
+        if name not in self._live():
+            return default
+        return super().pop(name, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._live())
+
+    def __len__(self) -> int:
+        return len(self._live())
+
+
+class SharedCooldowns(_Cooldowns):
     """deployment -> time.monotonic() deadline, kept in a SQLite table every worker on this machine reads."""
 
     def __init__(self, path: Path) -> None:
@@ -67,20 +86,9 @@ class SharedCooldowns(MutableMapping):
         if self.conn.execute("DELETE FROM cooldowns WHERE model = ?", (name,)).rowcount == 0:
             raise KeyError(name)
 
-    def pop(self, name: str, default=None):  # noqa: ANN001, ANN201 - MutableMapping's signature
-        # called after every successful call: write only when there is something to clear
-        if name not in self._live():
-            return default
-        return super().pop(name, default)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._live())
-
-    def __len__(self) -> int:
-        return len(self._live())
 
 
-class RedisCooldowns(MutableMapping):
+class RedisCooldowns(_Cooldowns):
     """The same map in a Redis hash (model -> wall-clock deadline) that routers on several machines share.
 
     While Redis does not answer, the cooldowns this process set itself stand in (logged once a minute), so
@@ -129,17 +137,6 @@ class RedisCooldowns(MutableMapping):
         if not self._safe("hdel", name) and mine is None:
             raise KeyError(name)
 
-    def pop(self, name: str, default=None):  # noqa: ANN001, ANN201 - MutableMapping's signature
-        # called after every successful call: write only when there is something to clear
-        if name not in self._live():
-            return default
-        return super().pop(name, default)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._live())
-
-    def __len__(self) -> int:
-        return len(self._live())
 
 
 def cooldowns(redis_url: str | None, db: Path | None) -> MutableMapping[str, float]:
