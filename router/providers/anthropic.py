@@ -10,24 +10,21 @@ An OpenAI-shaped request crosses API families: that conversion is litellm's job 
 """
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import json
-import weakref
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 import httpx
 
 from router.config import ModelConfig
+from router.providers.pool import client
 from router.errors import ProviderError, upstream_error
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 # the client's own headers that describe the request; its credentials are for the router, never forwarded
 _FORWARDED = ("anthropic-version", "anthropic-beta")
-
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -40,13 +37,6 @@ class Native:
 
 def warm(m: ModelConfig) -> None:
     """Nothing to load for passed-through requests; litellm is imported by the first OpenAI-shaped one."""
-
-
-def _client() -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
-    return _clients[loop]
 
 
 def upstream_model(m: ModelConfig, requested: str) -> str:
@@ -80,15 +70,21 @@ def _transport_error(exc: httpx.HTTPError) -> ProviderError:
     return ProviderError(f"unreachable ({reason})", retryable=True)
 
 
-async def forward(m: ModelConfig, native: Native, timeout: float) -> dict:
-    """POST /v1/messages (not streamed); the upstream's message as it sent it."""
-    url, body, headers = _request(m, native, "/v1/messages")
+async def _post(m: ModelConfig, native: Native, path: str, timeout: float) -> httpx.Response:
+    """A non-streamed call; transport failures and non-200 answers become ProviderErrors."""
+    url, body, headers = _request(m, native, path)
     try:
-        response = await _client().post(url, content=body, headers=headers, timeout=httpx.Timeout(timeout))
+        response = await client().post(url, content=body, headers=headers, timeout=httpx.Timeout(timeout))
     except httpx.HTTPError as exc:
         raise _transport_error(exc) from exc
     if response.status_code != 200:
         raise _status_error(response.status_code, response.text)
+    return response
+
+
+async def forward(m: ModelConfig, native: Native, timeout: float) -> dict:
+    """POST /v1/messages (not streamed); the upstream's message as it sent it."""
+    response = await _post(m, native, "/v1/messages", timeout)
     try:
         return response.json()
     except ValueError as exc:
@@ -97,14 +93,7 @@ async def forward(m: ModelConfig, native: Native, timeout: float) -> dict:
 
 async def count_tokens(m: ModelConfig, native: Native, timeout: float) -> dict:
     """POST /v1/messages/count_tokens: the upstream's own count of the request's input tokens."""
-    url, body, headers = _request(m, native, "/v1/messages/count_tokens")
-    try:
-        response = await _client().post(url, content=body, headers=headers, timeout=httpx.Timeout(timeout))
-    except httpx.HTTPError as exc:
-        raise _transport_error(exc) from exc
-    if response.status_code != 200:
-        raise _status_error(response.status_code, response.text)
-    return response.json()
+    return (await _post(m, native, "/v1/messages/count_tokens", timeout)).json()
 
 
 def usage_of(usage: dict | None) -> dict:
@@ -154,7 +143,7 @@ async def forward_stream(m: ModelConfig, native: Native, timeout: float) -> Asyn
     """POST /v1/messages with stream: the upstream's SSE events (see `_event`), one at a time, as they arrive."""
     url, body, headers = _request(m, native, "/v1/messages")
     try:
-        async with _client().stream("POST", url, content=body, headers=headers,
+        async with client().stream("POST", url, content=body, headers=headers,
                                     timeout=httpx.Timeout(timeout)) as response:
             if response.status_code != 200:
                 raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"))

@@ -7,29 +7,18 @@ overhead budget (bench/router.py). Translation between protocols stays with the 
 """
 from __future__ import annotations
 
-import asyncio
 import json
-import weakref
 from typing import Any, AsyncIterator
 
 import httpx
 
 from router.config import ModelConfig
+from router.providers.pool import client
 from router.errors import ProviderError, retry_after_s, upstream_error
-
-# a connection pool belongs to one event loop; eval runs a loop per call, the server one for its lifetime
-_clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def warm(m: ModelConfig) -> None:
     """Nothing to import or load: the connection pool opens on the first call."""
-
-
-def _client() -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    if loop not in _clients:
-        _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
-    return _clients[loop]
 
 
 def _request(m: ModelConfig, job: dict, timeout: float, **extra: Any) -> tuple[str, dict, dict, httpx.Timeout]:
@@ -56,7 +45,7 @@ def _transport_error(exc: httpx.HTTPError) -> ProviderError:
 async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
     url, body, headers, limit = _request(m, job, timeout, stream=False)
     try:
-        response = await _client().post(url, json=body, headers=headers, timeout=limit)
+        response = await client().post(url, json=body, headers=headers, timeout=limit)
     except httpx.HTTPError as exc:
         raise _transport_error(exc) from exc
     if response.status_code != 200:
@@ -70,7 +59,7 @@ async def complete(m: ModelConfig, job: dict, timeout: float) -> dict:
 async def stream(m: ModelConfig, job: dict, timeout: float) -> AsyncIterator[dict]:
     url, body, headers, limit = _request(m, job, timeout, stream=True, stream_options={"include_usage": True})
     try:
-        async with _client().stream("POST", url, json=body, headers=headers, timeout=limit) as response:
+        async with client().stream("POST", url, json=body, headers=headers, timeout=limit) as response:
             if response.status_code != 200:
                 raise _status_error(response.status_code, (await response.aread()).decode(errors="replace"),
                                     response.headers.get("retry-after"))
