@@ -13,6 +13,33 @@ from pydantic import BaseModel, Field
 
 ExportFormat = Literal["openai", "alpaca", "sharegpt", "mlx", "hf"]
 StatusFilter = Literal["pending", "approved", "rejected", "all"]
+MAX_BATCH = 50
+
+
+class ExamplesInput(BaseModel):
+    category: str = Field("", description="empty for all")
+    status: StatusFilter = "all"
+    offset: int = Field(0, ge=0)
+    limit: int = Field(10, ge=1, le=20)
+    full: bool = Field(False, description="include messages")
+
+
+class CoverageInput(BaseModel):
+    pass
+
+
+class RunStatusInput(BaseModel):
+    run_id: str = Field(description="from train")
+    wait_s: int = Field(0, ge=0, le=600)
+
+
+class BriefInput(BaseModel):
+    category: str = Field(description="plan category")
+    count: int = Field(5, ge=1, le=20)
+
+
+class SubmitInput(BaseModel):
+    examples: list[dict[str, Any]] = Field(min_length=1, description=f"1-{MAX_BATCH} examples in the brief's format")
 
 
 class KnowledgeChunk(BaseModel):
@@ -67,6 +94,22 @@ class Decision(BaseModel):
     id: str
     verdict: Literal["approve", "reject"]
     notes: str = Field("", description="why; required for reject")
+
+
+class ReviewInput(BaseModel):
+    decisions: list[Decision] = Field(min_length=1, max_length=50)
+
+
+class ExportInput(BaseModel):
+    format: ExportFormat
+    out: str = Field("", description="in the workspace; default exports/<format>")
+    force: bool = Field(False, description="overwrite existing files")
+
+
+class TrainInput(BaseModel):
+    stage: str = Field("", description="empty for all stages")
+    max_steps: int = Field(0, ge=0, description="0 for the config's")
+    include_pending: bool = False
 
 
 class ReviewResult(BaseModel):
