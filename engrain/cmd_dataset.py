@@ -295,10 +295,10 @@ def review(
 
 
 def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> None:
-    from server.web import ExposureError, serve
+    from server import ExposureError, serve_web
 
     try:
-        serve(ws, host=host, port=port, token=token)
+        serve_web(ws, host=host, port=port, token=token)
     except ExposureError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

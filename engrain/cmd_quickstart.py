@@ -59,8 +59,6 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
               judge: Optional[str] = None):
     import router
     import training
-    from training import eval as evaluation
-    from training import judging
 
     record = training.get_run(ws, run_id)
     finetuned = record.artifacts.get("gguf") or record.artifacts.get("gguf_f16")
@@ -71,7 +69,7 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
         raise _error(f"run {run_id} has no held-out split: training holds out 10% of each category's examples and "
                      "its data had too few (a category needs at least 2); pass --prompts FILE (JSONL of "
                      "{\"prompt\", \"category\"}, or any exported examples file)")
-    items = evaluation.load_prompts(source)
+    items = training.load_prompts(source)
     base_gguf = record.artifacts.get("base_gguf") or str(router.bundled_gguf())
     # The base arm carries the whole system prompt, so give every arm a window that holds it.
     window = 8192
@@ -89,12 +87,12 @@ def _run_eval(ws, run_id: str, prompts: Optional[Path], *, seed: int, max_tokens
 
     grader = None
     if judge:
-        deployment = judging.find_deployment(router.load_config(ws.config_path), judge)
-        grader = judging.router_judge(deployment, Path(ws.state_dir) / "judge-cache.jsonl")
-    report = evaluation.evaluate(ws, run_id, base=base, finetuned=tuned, prompts=items, seed=seed,
-                                 max_tokens=max_tokens, base_with_prompt=base_with_prompt, judge=grader,
-                                 on_answer=tick)
-    paths = evaluation.write_report(report, Path(ws.state_dir) / "runs" / run_id)
+        deployment = training.find_deployment(router.load_config(ws.config_path), judge)
+        grader = training.router_judge(deployment, Path(ws.state_dir) / "judge-cache.jsonl")
+    report = training.evaluate(ws, run_id, base=base, finetuned=tuned, prompts=items, seed=seed,
+                               max_tokens=max_tokens, base_with_prompt=base_with_prompt, judge=grader,
+                               on_answer=tick)
+    paths = training.write_eval_report(report, Path(ws.state_dir) / "runs" / run_id)
     training.record_eval(ws, run_id, report.headline(), {f"eval_{k}": str(v) for k, v in paths.items()})
     return report, paths
 
@@ -121,13 +119,13 @@ def _show_eval(report, paths: dict[str, Path]) -> None:
 
 
 def _show_rules(report) -> None:
-    from training.eval_report import cell, headline_sentence
+    from training import eval_cell, headline_sentence
 
     table = Table(title="Per rule: passes/applicable = rate [95% interval]", title_justify="left")
     for column in ("rule", "status", *(arm.arm.replace("_", " ") for arm in report.arms)):
         table.add_column(column)
     for v in report.rules:
-        table.add_row(v.rule, v.status, *(cell(v.arms.get(arm.arm)) for arm in report.arms))
+        table.add_row(v.rule, v.status, *(eval_cell(v.arms.get(arm.arm)) for arm in report.arms))
     console.print(table)
     console.print(headline_sentence(report).replace("**", ""), highlight=False)
 

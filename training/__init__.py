@@ -2,6 +2,8 @@
 and the run registry. This module is the package's public surface; everything else is private."""
 from __future__ import annotations
 
+from importlib import import_module
+
 from training.config import TOML_TEMPLATE, StageConfig, TrainingConfig, TrainingConfigError
 from training.detached import start_training
 from training.package import package
@@ -9,8 +11,23 @@ from training.registry import (RunNotFound, RunRecord, RunStatus, StageResult, g
                                run_status)
 from training.runner import interrupt_on_sigterm, launch, main_process, train
 
+_LAZY = {  # the behaviour eval (public name -> module, its name there): loaded on first use, it imports the router
+    "evaluate": ("eval", "evaluate"), "load_prompts": ("eval", "load_prompts"),
+    "write_eval_report": ("eval", "write_report"), "find_deployment": ("judging", "find_deployment"),
+    "router_judge": ("judging", "router_judge"), "eval_cell": ("eval_report", "cell"),
+    "headline_sentence": ("eval_report", "headline_sentence"),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'training' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    return getattr(import_module(f"training.{module}"), attr)
+
+
 __all__ = [
     "TOML_TEMPLATE", "RunNotFound", "RunRecord", "RunStatus", "StageConfig", "StageResult", "TrainingConfig",
     "TrainingConfigError", "get_run", "interrupt_on_sigterm", "launch", "list_runs", "main_process", "package",
-    "record_eval", "run_status", "start_training", "train",
+    "record_eval", "run_status", "start_training", "train", *_LAZY,
 ]
