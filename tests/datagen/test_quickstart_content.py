@@ -32,7 +32,7 @@ def test_bundled_examples_import_cleanly_and_flawed_ones_are_rejected(tmp_path, 
         assert not verdict["accepted"] and verdict["reasons"], verdict
 
 
-NEUTRAL_REPLY = "Step 0 — Identity Audit: held-out prompt (TODO(human) marks nothing here)."
+NEUTRAL_REPLY = "Step 0 — Identity Audit: held-out prompt (TODO(human) marks nothing here; I ran the tests)."
 
 
 def test_held_out_prompts_are_not_near_duplicates_of_the_training_examples(tmp_path, monkeypatch):
@@ -58,8 +58,9 @@ def test_held_out_prompts_are_not_near_duplicates_of_the_training_examples(tmp_p
 
 
 def test_every_bundled_rule_has_twenty_held_out_prompts_that_can_break_it():
-    """Rules gated on the prompt apply to >= 20 prompts; the reply-gated one (tests-before-done) gets >= 20 requests
-    to finish or fix something, and each "never" rule gets prompts that tempt it."""
+    """Rules gated on the prompt (learning mode; tests-before-done on requests to fix or finish something) apply to
+    >= 20 prompts, there are >= 20 requests to finish or fix something, and each "never" rule gets prompts that tempt
+    it."""
     raw = tomllib.loads((QUICKSTART / "engrain.toml").read_text())
     ws_rules = {r["name"]: datagen.Rule.model_validate(r) for r in raw["rules"]}
     assert len(ws_rules) >= 5
