@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datagen.brief import build_brief
 from datagen.catalog import coverage, get_example, list_examples, plan, snapshot_hash
-from datagen.config import DatasetConfig
+from datagen.config import DatasetConfig, env_overrides, setting_problems
 from datagen.database import CopyResult, MigrateResult, copy_database, migrate_database
 from datagen.desk import (EditResult, Neighbour, QueueFilter, QueueItem, QueuePage, Revision, adjacent_example, decide,
                           edit_example, example_generators, example_revisions, example_version, nearest_examples,
@@ -26,7 +26,7 @@ from datagen.rules import check_rules, load_rules
 from datagen.schema import (Brief, Category, CategoryCoverage, Chunk, Coverage, Example, ExamplePage, ExportResult,
                             Message, ReviewEvent, Rule, RuleResult, StoredExample, ToolCall, Verdict)
 from datagen.validate import validate_example
-from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace
+from datagen.workspace import Workspace, find_workspace, init_workspace, load_workspace, workspace_root
 
 __all__ = [
     "CopyResult", "MigrateResult", "copy_database", "migrate_database",
@@ -40,5 +40,5 @@ __all__ = [
     "WorkspaceNotFound", "add_knowledge", "build_brief", "check_rules", "coverage", "export", "find_workspace",
     "generate", "get_example", "import_file", "init_workspace", "judge_pending", "list_examples",
     "list_knowledge", "load_rules", "load_workspace", "plan", "remap_knowledge", "review_example", "snapshot_hash",
-    "submit", "tag_knowledge", "validate_example",
+    "submit", "tag_knowledge", "validate_example", "env_overrides", "setting_problems", "workspace_root",
 ]

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, get_origin
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
@@ -45,19 +46,35 @@ class DatasetConfig(BaseModel):
 
 def parse_config(raw: dict[str, Any]) -> DatasetConfig:
     """Build the dataset config from the whole parsed engrain.toml; ENGRAIN_<FIELD> env vars override [dataset]."""
-    settings = dict(raw.get("dataset", {}))
-    for field in ("name", "max_chars", "minhash_threshold", "semantic_threshold", "embedding_model", "database_url",
-                  "judge_model", "judge_api_base"):
-        value = os.environ.get(f"ENGRAIN_{field.upper()}")
-        if value:
-            settings[field] = value
+    settings = env_overrides(raw.get("dataset", {}), DatasetConfig, "ENGRAIN_")
     settings["categories"] = raw.get("plan", {}).get("categories", [])
     settings["rules"] = raw.get("rules", [])
     try:
         return DatasetConfig.model_validate(settings)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise DatagenError(f"engrain.toml is invalid ({problems}); fix it and run the command again") from exc
+        raise DatagenError(f"engrain.toml is invalid ({setting_problems(exc, 'dataset')}); fix it and run the "
+                           "command again") from exc
+
+
+def env_overrides(section: Mapping[str, Any], model: type[BaseModel], prefix: str,
+                  env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A config section with each setting replaced by a non-empty $<prefix><SETTING> (a list of strings from a
+    comma-separated value; lists of tables are not overridable). Every section (engrain.toml [dataset],
+    [training]) takes its overrides here."""
+    env = os.environ if env is None else env
+    merged = dict(section)
+    for field, info in model.model_fields.items():
+        value = env.get(f"{prefix}{field.upper()}")
+        if value and info.annotation == list[str]:
+            merged[field] = value.split(",")
+        elif value and get_origin(info.annotation) is not list:
+            merged[field] = value
+    return merged
+
+
+def setting_problems(exc: ValidationError, section: str) -> str:
+    """One `where: what` per invalid setting, the way every config error is reported."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or section}: {e['msg']}" for e in exc.errors())
 
 
 DEFAULT_TOML = '''\

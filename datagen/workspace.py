@@ -81,8 +81,10 @@ def load_workspace(root: Path) -> Workspace:
     return Workspace(root=root, config=parse_config(raw), raw=raw)
 
 
-def find_workspace(start: Path | None = None) -> Workspace:
-    """The workspace at or above `start`; without one: $ENGRAIN_WORKSPACE, the cwd upward, $CLAUDE_PROJECT_DIR."""
+def workspace_root(start: Path | None = None) -> Path | None:
+    """The directory holding engrain.toml, or None. The one place every command finds its workspace: at or above
+    `start` (--workspace DIR); without it, at or above $ENGRAIN_WORKSPACE; without that, at or above the cwd, then
+    at or above $CLAUDE_PROJECT_DIR (where Claude Code runs the MCP server)."""
     if start is None and os.environ.get("ENGRAIN_WORKSPACE"):
         start = Path(os.environ["ENGRAIN_WORKSPACE"])
     candidates = [Path(start)] if start is not None else [Path.cwd()]
@@ -92,11 +94,18 @@ def find_workspace(start: Path | None = None) -> Workspace:
         base = base.expanduser().resolve()
         for directory in (base, *base.parents):
             if (directory / CONFIG_NAME).is_file():
-                return load_workspace(directory)
-    raise WorkspaceNotFound(
-        f"no {CONFIG_NAME} found from {candidates[0]} upward; run `engrain init` in your project "
-        "or pass --workspace DIR (or set ENGRAIN_WORKSPACE)"
-    )
+                return directory
+    return None
+
+
+def find_workspace(start: Path | None = None) -> Workspace:
+    """The workspace `workspace_root` finds, loaded; WorkspaceNotFound when there is none."""
+    root = workspace_root(start)
+    if root is None:
+        where = start if start is not None else os.environ.get("ENGRAIN_WORKSPACE") or Path.cwd()
+        raise WorkspaceNotFound(f"no {CONFIG_NAME} found from {where} upward; run `engrain init` in your project "
+                                "or pass --workspace DIR (or set ENGRAIN_WORKSPACE)")
+    return load_workspace(root)
 
 
 def init_workspace(root: Path, *, force: bool = False, template: Path | None = None,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -16,20 +15,11 @@ class Transport(str, Enum):
     http = "http"
 
 
-WorkspaceOpt = Annotated[Optional[Path], typer.Option(help="Workspace directory (default: from the cwd upward).")]
+WorkspaceOpt = Annotated[Optional[Path], typer.Option(
+    help="Workspace directory (default: $ENGRAIN_WORKSPACE, the cwd upward, then $CLAUDE_PROJECT_DIR).")]
 TransportOpt = Annotated[Transport, typer.Option(help="stdio for Claude Code; http serves streamable HTTP.")]
 PortOpt = Annotated[int, typer.Option(help="Port for --transport http (on 127.0.0.1).")]
 ReadOnlyOpt = Annotated[bool, typer.Option("--read-only", help="Serve only examples, coverage and run_status.")]
-
-
-def _workspace_start(workspace: Path | None) -> Path | None:
-    """--workspace, then Claude Code's CLAUDE_PROJECT_DIR, then ENGRAIN_WORKSPACE; None means the cwd upward."""
-    if workspace is not None:
-        return workspace
-    for var in ("CLAUDE_PROJECT_DIR", "ENGRAIN_WORKSPACE"):
-        if os.environ.get(var):
-            return Path(os.environ[var])
-    return None
 
 
 def mcp(
@@ -44,7 +34,7 @@ def mcp(
     import server
 
     try:
-        ws = datagen.find_workspace(_workspace_start(workspace))
+        ws = datagen.find_workspace(workspace)
     except datagen.DatagenError as exc:
         typer.echo(f"engrain mcp: {exc}", err=True)
         raise typer.Exit(2)

@@ -14,13 +14,9 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _workspace_root() -> Path | None:
-    for env in ("ENGRAIN_WORKSPACE", "CLAUDE_PROJECT_DIR"):
-        if os.environ.get(env) and (Path(os.environ[env]) / "engrain.toml").exists():
-            return Path(os.environ[env])
-    for d in [Path.cwd(), *Path.cwd().parents]:
-        if (d / "engrain.toml").exists():
-            return d
-    return None
+    from datagen import workspace_root   # here: datagen's import is not free, and `serve` may run without one
+
+    return workspace_root()
 
 
 def _workspace_head() -> Path:

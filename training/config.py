@@ -1,7 +1,6 @@
 """The `[training]` and `[[training.stages]]` sections of engrain.toml, validated, with env overrides."""
 from __future__ import annotations
 
-import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -61,17 +60,13 @@ class TrainingConfig(BaseModel):
 
 def load_config(raw: dict[str, Any], env: dict[str, str] | None = None) -> TrainingConfig:
     """The workspace's `[training]` section; `ENGRAIN_TRAINING_<FIELD>` env vars override scalar fields."""
-    section = dict(raw.get("training") or {})
-    env = os.environ if env is None else env
-    for field, info in TrainingConfig.model_fields.items():
-        value = env.get(f"ENGRAIN_TRAINING_{field.upper()}")
-        if value is not None and field != "stages":
-            section[field] = value.split(",") if info.annotation == list[str] else value
+    from datagen import env_overrides, setting_problems
+
     try:
-        return TrainingConfig.model_validate(section)
+        return TrainingConfig.model_validate(env_overrides(raw.get("training") or {}, TrainingConfig,
+                                                           "ENGRAIN_TRAINING_", env))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'training'}: {e['msg']}" for e in exc.errors())
-        raise TrainingConfigError(f"engrain.toml [training] is invalid: {problems}") from None
+        raise TrainingConfigError(f"engrain.toml [training] is invalid: {setting_problems(exc, 'training')}") from None
 
 
 TOML_TEMPLATE = '''\
