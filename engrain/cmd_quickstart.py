@@ -236,14 +236,11 @@ def _learn_routing(root: Path, eval_json: Path) -> dict:
     """`engrain router learn --from-eval`: a head fitted on where this fine-tune kept or broke the rules, and
     where the held-out prompts route before (default head) and after (learned head)."""
     from engrain.cmd_router import eval_outcomes
-    from router import learn
-    from router.config import BUNDLED_HEAD
-    from router.head import load_head, save_head
-    from router.scoring import head_scores
+    from router import BUNDLED_HEAD, head_scores, learn_head, load_head, save_head
 
     records = eval_outcomes(eval_json)
     base = load_head(BUNDLED_HEAD)
-    learned, report = learn.learn(records, base, source=str(eval_json))
+    learned, report = learn_head(records, base, source=str(eval_json))
     path = save_head(learned, root / ".engrain" / "router" / "head.json")
     prompts = [r.prompt for r in records]
     before = head_scores(base, prompts) >= base.threshold
@@ -268,8 +265,10 @@ def _free_port() -> int:
 def _route_demo(root: Path, gguf: Path) -> list[dict]:
     import httpx
 
+    import router
+
     config = root / ".engrain" / "quickstart-router.toml"
-    config.write_text(_ROUTER_TOML.format(gguf=json.dumps(str(gguf))), encoding="utf-8")
+    config.write_text(router.router_toml(gguf, name="engrain-finetuned", context_window=4096), encoding="utf-8")
     port = _free_port()
     command = [sys.executable, "-m", "engrain", "serve", "--config", str(config), "--port", str(port)]
     console.print("$ engrain serve --config .engrain/quickstart-router.toml --port " + str(port), highlight=False)
@@ -323,38 +322,6 @@ def _stop(server: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-
-
-_ROUTER_TOML = """\
-# Written by `engrain quickstart`: the fine-tuned GGUF is the local tier; the hosted tier is used when
-# ANTHROPIC_API_KEY is set, otherwise its requests fall back to the local model.
-[router]
-fallbacks = {{ hosted = ["local"] }}
-
-[[router.models]]
-name = "engrain-finetuned"
-provider = "llamacpp"
-model = {gguf}
-context_window = 4096
-supports_tools = false
-
-[[router.models]]
-name = "claude-sonnet"
-provider = "litellm"
-model = "anthropic/claude-sonnet-4-5"
-api_key_env = "ANTHROPIC_API_KEY"
-context_window = 200000
-cost_per_mtok_in = 3.0
-cost_per_mtok_out = 15.0
-
-[[router.tiers]]
-name = "local"
-models = ["engrain-finetuned"]
-
-[[router.tiers]]
-name = "hosted"
-models = ["claude-sonnet"]
-"""
 
 
 def register(app: typer.Typer) -> None:

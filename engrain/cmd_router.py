@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -30,15 +29,11 @@ def _config(path: Path | None):
     root = _workspace_root()
     source = path if path else (root / "engrain.toml" if root else None)
     try:
-        cfg = load_config(source)
+        cfg = load_config(source, state_dir=root / ".engrain" if root else None)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(f"router config {source}: {_problems(exc)}") from None
     if cfg.head is None and _workspace_head().exists():
         cfg.head = _workspace_head()
-    if cfg.state_db is None and root is not None:
-        from router.decisions import default_path
-
-        cfg.state_db = default_path(root / ".engrain")
     return cfg
 
 
@@ -52,12 +47,10 @@ class WorkspaceRules:
         ws = datagen.find_workspace(root)
         self.rules = [r.model_copy(update={"categories": ["*"]}) for r in datagen.load_rules(ws) if r.kind != "judge"]
 
-    def __call__(self, job: dict, reply: str) -> list[str]:
+    def __call__(self, prompt: str, reply: str) -> list[str]:
         import datagen
-        from router.scoring import prompt_of
 
-        conversation = [{"role": "user", "content": prompt_of(job["messages"])[0]},
-                        {"role": "assistant", "content": reply}]
+        conversation = [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
         return [r.name for r in datagen.check_rules(self.rules, conversation, None) if r.applicable and not r.passed]
 
 
@@ -85,7 +78,7 @@ def _problems(exc: Exception) -> str:
 
 
 def _head_path(head: Path | None, cfg_path: Path | None = None) -> Path:
-    from router.config import BUNDLED_HEAD
+    from router import BUNDLED_HEAD
 
     if head:
         return head
@@ -100,9 +93,7 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
           api_key: Optional[str] = typer.Option(None, "--api-key", envvar="ENGRAIN_API_KEY",
                                                 help="Key clients must send (Bearer or x-api-key)")) -> None:
     """Serve routed completions: OpenAI /v1/chat/completions and Anthropic /v1/messages."""
-    import uvicorn
-
-    from router.listen import uvicorn_options
+    import router
 
     if api_key is not None and not api_key.strip():
         typer.echo("error: --api-key (or ENGRAIN_API_KEY) is blank; pass a real key, or leave it unset to serve "
@@ -119,29 +110,7 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
         raise typer.Exit(2)
     typer.echo(f"engrain router on http://{host}:{port}  (tiers: "
                + ", ".join(f"{t.name}={'/'.join(t.models)}" for t in cfg.tiers) + ")", err=True)
-    if workers > 1:
-        with tempfile.TemporaryDirectory(prefix="engrain-router-") as scratch:
-            _share_between_workers(cfg, Path(scratch), port)
-            os.environ["ENGRAIN_ROUTER_CONFIG_JSON"] = cfg.model_dump_json()
-            if api_key:
-                os.environ["ENGRAIN_API_KEY"] = api_key
-            uvicorn.run("router.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning", **uvicorn_options(cfg))
-        return
-    from router.app import create_app
-
-    uvicorn.run(create_app(cfg, api_key=api_key, reply_check=check), host=host, port=port, log_level="warning", **uvicorn_options(cfg))
-
-
-def _share_between_workers(cfg, scratch: Path, port: int) -> None:
-    """The workers share cooldowns through the router's SQLite file (the workspace's .engrain/router.db, else
-    one in `scratch`) and answer /metrics for the whole server (router/fleet.py)."""
-    from router import fleet
-
-    root = _workspace_root()
-    state = root / ".engrain" if root else scratch
-    cfg.cooldown_db = cfg.cooldown_db or state / "router.db"
-    fleet.prepare_metrics_dir(state / f"router-metrics-{port}")
+    router.serve(cfg, host=host, port=port, workers=workers, api_key=api_key, reply_check=check)
 
 
 router_app = typer.Typer(help="Train, calibrate, score and evaluate the router's scorer.", no_args_is_help=True)
@@ -154,23 +123,21 @@ def train(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV (promp
           target_strong: Optional[float] = typer.Option(None, "--target-strong",
                                                         help="Also calibrate: share of prompts sent strong")) -> None:
     """Train the scorer's head on labelled prompts (the default head's recipe: embedding, length, digits)."""
-    from router import evaluate, recipe
-    from router.head import save_head
-    from router.scoring import head_scores
+    from router import evaluate_scores, head_scores, load_labels, save_head, threshold_for, train_head
 
     try:
-        rows = evaluate.load_labels(labels)
+        rows = load_labels(labels)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     y = [r.needs_strong for r in rows]
     try:
-        head = recipe.train(rows, trained_on=str(labels))
+        head = train_head(rows, trained_on=str(labels))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     scores = head_scores(head, [r.prompt for r in rows])
     if target_strong is not None:
-        head.threshold = evaluate.threshold_for(scores, target_strong)
-    report = evaluate.evaluate(scores, rows)
+        head.threshold = threshold_for(scores, target_strong)
+    report = evaluate_scores(scores, rows)
     path = save_head(head, out or _workspace_head())
     typer.echo(f"trained on {len(rows)} prompts ({sum(y)} need the strong model), L2={head.l2:g}, "
                f"threshold {head.threshold:.3f}; training-set APGR {report.apgr:.3f}")
@@ -186,14 +153,12 @@ def calibrate(prompts: Path = typer.Option(..., "--prompts", help="JSONL {\"prom
               out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: workspace's head)")
               ) -> None:
     """Set the score threshold so a target share of typical prompts goes to the strong tier."""
-    from router import evaluate
-    from router.head import load_head, save_head
-    from router.scoring import head_scores
+    from router import head_scores, load_head, save_head, threshold_for
 
     texts = _read_prompts(prompts)
     h = load_head(_head_path(head))
     scores = head_scores(h, texts)
-    h.threshold = evaluate.threshold_for(scores, target_strong)
+    h.threshold = threshold_for(scores, target_strong)
     path = save_head(h, out or _workspace_head())
     share = float((scores >= h.threshold).mean())
     typer.echo(f"threshold {h.threshold:.4f}: {share:.1%} of {len(texts)} prompts go to the strong tier")
@@ -201,13 +166,13 @@ def calibrate(prompts: Path = typer.Option(..., "--prompts", help="JSONL {\"prom
 
 
 def _read_prompts(path: Path) -> list[str]:
-    from router import evaluate
+    from router import load_labels
 
     try:
         if path.suffix == ".jsonl":
             texts = [json.loads(line)["prompt"] for line in path.read_text().splitlines() if line.strip()]
         elif path.suffix == ".csv" or path.is_dir():
-            texts = [r.prompt for r in evaluate.load_labels(path)]
+            texts = [r.prompt for r in load_labels(path)]
         else:
             texts = [line for line in path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError, KeyError) as exc:
@@ -221,12 +186,11 @@ def _read_prompts(path: Path) -> list[str]:
 def score(config: Optional[Path] = typer.Option(None, "--config", help="Router config (tier names, threshold)"),
           head: Optional[Path] = typer.Option(None, "--head", help="Head file (default: current)")) -> None:
     """Read JSONL {"prompt": ...} on stdin, write {"score", "tier"} per line (errors as {"error"})."""
-    from router.head import load_head
-    from router.scoring import head_scores
+    from router import head_scores, load_head, threshold_of, tier_by_score
 
     cfg = _config(config)
     h = load_head(head or cfg.head or _head_path(None, config))
-    threshold = cfg.threshold if cfg.threshold is not None else h.threshold
+    threshold = threshold_of(cfg, h)
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -238,8 +202,7 @@ def score(config: Optional[Path] = typer.Option(None, "--config", help="Router c
             print(json.dumps({"error": f"line needs a JSON object with a string 'prompt' ({exc})"}), flush=True)
             continue
         s = float(head_scores(h, [prompt])[0])
-        print(json.dumps({"score": round(s, 6), "tier": cfg.strong_tier if s >= threshold else cfg.weak_tier}),
-              flush=True)
+        print(json.dumps({"score": round(s, 6), "tier": tier_by_score(cfg, s, threshold)}), flush=True)
 
 
 @router_app.command("eval")
@@ -254,21 +217,19 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), pr
     from rich.console import Console
     from rich.table import Table
 
-    from router import evaluate, recipe
-    from router.head import load_head
-    from router.scoring import head_scores
+    from router import bootstrap, cross_validated_scores, evaluate_scores, head_scores, load_head, load_labels
 
     try:
-        data = evaluate.load_labels(labels)
+        data = load_labels(labels)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     path = _head_path(head)
     h = load_head(path)
     prompts = [d.prompt for d in data]
-    scores = recipe.cross_validated_scores(data, k=cv, feature_names=h.features, embedding=h.embedding_model) \
+    scores = cross_validated_scores(data, k=cv, feature_names=h.features, embedding=h.embedding_model) \
         if cv > 1 else head_scores(h, prompts)
-    r = evaluate.evaluate(scores, data)
-    ci = evaluate.bootstrap(scores, data, samples=samples)
+    r = evaluate_scores(scores, data)
+    ci = bootstrap(scores, data, samples=samples)
     how = f"{cv}-fold cross-validation of head {path.name}'s recipe" if cv > 1 else f"head {path.name}"
     table = Table(title=f"router eval: {labels} ({r.n} prompts), {how}")
     for col in ("router", "CPT(50%)", "CPT(80%)", "APGR", "quality"):
@@ -290,7 +251,7 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), pr
 def eval_outcomes(report: Path) -> list:
     """Labels from a behaviour eval (training's eval.json): each held-out prompt's fine-tuned answer, without the
     system prompt, kept every applicable rule (good for the local tier) or broke one."""
-    from router.evaluate import Labelled
+    from router import Labelled
 
     data = json.loads(report.read_text(encoding="utf-8"))
     prompts = data["prompts"]
@@ -344,8 +305,8 @@ def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run
           out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: the workspace's head)")
           ) -> None:
     """Learn routing from what the local model actually did: fit and calibrate a head on those outcomes."""
-    from router import decisions, learn as learning
-    from router.head import load_head, save_head
+    from router import feedback_outcomes, label_tasks, labels_from_feedback, learn_head, load_head, load_tasks, \
+        save_head
 
     if sum(bool(x) for x in (from_eval, tasks, from_feedback)) != 1:
         raise typer.BadParameter("give exactly one of --from-eval, --tasks, --from-feedback")
@@ -360,26 +321,30 @@ def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run
             source = tasks
             local = _local_model(cfg, model)
             typer.echo(f"grading {local.name} on {tasks} ...", err=True)
-            records = learning.label_tasks(learning.load_tasks(tasks), local, max_tokens=max_tokens, timeout=timeout)
+            records = label_tasks(load_tasks(tasks), local, max_tokens=max_tokens, timeout=timeout)
         else:
             source = cfg.state_db
             if source is None or not source.exists():
                 raise typer.BadParameter("no decision log yet: serve inside a workspace and send POST /v1/feedback")
-            records, anonymous = learning.from_feedback(decisions.outcomes(source), cfg.weak_tier)
+            records, anonymous = labels_from_feedback(feedback_outcomes(source), cfg.weak_tier)
     except (OSError, ValueError, KeyError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     if not records and not anonymous:
         raise typer.BadParameter(f"{source}: no outcomes about the local tier to learn from")
-    learned, report = learning.learn(records, base, anonymous=anonymous, source=str(source))
+    learned, report = learn_head(records, base, anonymous=anonymous, source=str(source))
     path = save_head(learned, out or _workspace_head())
     typer.echo(f"learned from {report.n} outcomes ({report.local_failed} where the local answer failed): "
                + ("refitted the embedding head" if report.refit else "kept the head, moved per-topic priors"))
     if report.refit:
-        typer.echo(f"cross-validated APGR on these prompts: learned {learning.fmt(report.cv_apgr_learned)}, "
-                   f"previous head {learning.fmt(report.apgr_base)}")
+        typer.echo(f"cross-validated APGR on these prompts: learned {_apgr(report.cv_apgr_learned)}, "
+                   f"previous head {_apgr(report.apgr_base)}")
     typer.echo("priors: " + (", ".join(f"{k} {v:+.2f}" for k, v in report.priors.items()) or "none")
                + f"; threshold {learned.threshold:.3f}")
     typer.echo(f"wrote {path}")
+
+
+def _apgr(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -6,63 +6,66 @@ the router itself knows nothing of rules, so it imports nothing of datagen.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from router.config import RouterConfig
-from router.engine import Attempted, Engine
-from router.errors import RouterError
-from router.policy import Decision
+from router.engine import CallFailed, Engine, Outcome
+from router.policy import Decision, ordered
+from router.scoring import prompt_of
 
-ReplyCheck = Callable[[dict, str], list[str]]   # (job, reply text) -> names of the rules the reply breaks
+ReplyCheck = Callable[[str, str], list[str]]   # (the user's words, reply text) -> names of the rules it breaks
 
 PASSED = "local-passed"
-
-
-def applies(cfg: RouterConfig, check: ReplyCheck | None, decision: Decision) -> bool:
-    return bool(cfg.cascade) and check is not None and decision.tier == cfg.weak_tier
 
 
 def broken_rule(cfg: RouterConfig, check: ReplyCheck, job: dict, completion: dict) -> str | None:
     """The first opted-in rule the reply breaks, or None."""
     message = (completion.get("choices") or [{}])[0].get("message") or {}
-    broken = check(job, message.get("content") or "")
+    broken = check(prompt_of(job["messages"])[0], message.get("content") or "")
     wanted = set(cfg.cascade)
     return next((name for name in broken if "*" in wanted or name in wanted), None)
 
 
-def escalation(cfg: RouterConfig, engine: Engine) -> tuple[str, list[str]] | None:
-    """The tier after the weak one and its usable models (cooling ones last), or None if there is none."""
+def escalation(cfg: RouterConfig, engine: Engine) -> tuple[str, ...] | None:
+    """The usable models of the tier after the weak one (cooling ones last), or None if there is none."""
     for tier in cfg.chain(cfg.weak_tier)[1:]:
         chain = [name for name in cfg.tier(tier).models if cfg.model(name) and cfg.model(name).available()]
         if chain:
-            return tier, engine.order(chain)
+            return ordered(chain, engine.cooldown_left)
     return None
 
 
-async def complete(cfg: RouterConfig, engine: Engine, check: ReplyCheck, decision: Decision, job: dict,
-                   att: Attempted) -> tuple[dict, str | None]:
-    """Answer locally; on a broken rule answer again from the next tier. Returns the completion and the outcome
-    (`local-passed`, `local-failed:<rule>`, or None when a fallback tier answered). Counts the outcome and the spend saved against always-strong."""
+def _both(local: Outcome, then: Outcome, model: str, answer: dict) -> Outcome:
+    """The two calls of an escalation as one outcome (the response's fallback count covers both)."""
+    return Outcome(model, local.fallbacks + then.fallbacks, local.upstream_s + then.upstream_s,
+                   local.errors + then.errors, answer)
+
+
+async def answer(cfg: RouterConfig, engine: Engine, check: ReplyCheck | None, decision: Decision, job: dict,
+                 native: Any = None) -> tuple[Outcome, str | None]:
+    """A non-streaming answer and the cascade's verdict. Cascaded when the config opts in and the weak tier was
+    chosen: answer locally; on a broken rule answer again from the next tier. The verdict: `local-passed`,
+    `local-failed:<rule>`, or None (not cascaded, or a fallback tier answered instead of the local one). Counts
+    the verdicts and the spend saved against always-strong."""
+    if not (cfg.cascade and check is not None and decision.tier == cfg.weak_tier):
+        return await engine.complete(decision.chain, job, native), None
     metrics = engine.metrics
-    local = await engine.complete(decision, job, att)
-    if cfg.tier_of(att.model) != cfg.weak_tier:     # the local tier failed and a fallback answered: nothing to check
+    local = await engine.complete(decision.chain, job)
+    if cfg.tier_of(local.model) != cfg.weak_tier:   # the local tier failed and a fallback answered: nothing to check
         return local, None
-    usage = local.get("usage") or {}
+    usage = local.answer.get("usage") or {}
     tokens = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-    local_cost = metrics.price(att.model, *tokens)
-    rule = broken_rule(cfg, check, job, local)
-    nxt = escalation(cfg, engine) if rule is not None else None
-    if rule is None or nxt is None:       # kept; with no next tier a failing local answer is the best there is
+    local_cost = metrics.price(local.model, *tokens)
+    rule = broken_rule(cfg, check, job, local.answer)
+    chain = escalation(cfg, engine) if rule is not None else None
+    if rule is None or chain is None:     # kept; with no next tier a failing local answer is the best there is
         metrics.cascade.labels("passed" if rule is None else "no_next_tier").inc()
         metrics.cascade_saved.inc(metrics.price(metrics.strong_model(), *tokens) - local_cost)
         return local, PASSED if rule is None else f"local-failed:{rule};no-next-tier"
     metrics.cascade.labels("escalated").inc()
     metrics.cascade_saved.dec(local_cost)  # always-strong would have paid only the strong answer
-    local_model, local_tier, local_chain = att.model, decision.tier, decision.chain
-    decision.tier, decision.chain = nxt
-    decision.reasons.append(f"cascade: {local_model}'s reply broke rule {rule!r} -> {decision.tier}")
     try:
-        return await engine.complete(decision, job, att), f"local-failed:{rule}"
-    except RouterError:                   # the next tier failed too: the local answer beats an error
-        att.model, decision.tier, decision.chain = local_model, local_tier, local_chain
-        return local, f"local-failed:{rule};escalation-failed"
+        strong = await engine.complete(chain, job)
+    except CallFailed as exc:             # the next tier failed too: the local answer beats an error
+        return _both(local, exc.outcome, local.model, local.answer), f"local-failed:{rule};escalation-failed"
+    return _both(local, strong, strong.model, strong.answer), f"local-failed:{rule}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from router.decisions import default_path
+
 BUNDLED_HEAD = Path(__file__).parent / "data" / "head.json"
 _OTHER_SECTIONS = {"dataset", "plan", "rules", "training"}
 # what Claude Code may send: full ids (its default model, its small-fast model) and its aliases
 CLAUDE_NAMES = {"claude-*": "auto", "sonnet": "auto", "opus": "auto", "haiku": "auto"}
-BACKGROUND_RULE = {"tier": "local", "model": "claude-*haiku*", "has_tools": False, "max_prompt_tokens": 4000}
 
 
 def bundled_gguf() -> Path:
@@ -153,31 +155,11 @@ class RouterConfig(_Strict):
         return [tier] + [t for t in rest if t != tier]
 
 
-def default_config() -> dict[str, Any]:
-    """Bundled SmolLM2 through embedded llama.cpp as `local`; Anthropic as `hosted` when its key is set.
-
-    Claude Code's background requests (titles, summaries, topic checks: its small-fast model, no tools, a
-    small prompt) go to the local tier; everything else is scored.
-    """
-    return {
-        "models": [
-            {"name": "smollm2-local", "provider": "llamacpp", "model": "", "context_window": 2048,
-             "supports_tools": False},
-            {"name": "claude-sonnet", "provider": "anthropic", "model": "claude-sonnet-4-5", "serves": ["claude-*"],
-             "api_base": "https://api.anthropic.com", "api_base_env": "ENGRAIN_ANTHROPIC_BASE_URL",
-             "api_key_env": "ANTHROPIC_API_KEY", "context_window": 200000,
-             "cost_per_mtok_in": 3.0, "cost_per_mtok_out": 15.0},
-        ],
-        "tiers": [{"name": "local", "models": ["smollm2-local"]},
-                  {"name": "hosted", "models": ["claude-sonnet"]}],
-        "rules": [BACKGROUND_RULE],
-    }
-
-
-def load_config(source: str | Path | dict | None = None) -> RouterConfig:
+def load_config(source: str | Path | dict | None = None, *, state_dir: Path | None = None) -> RouterConfig:
     """A RouterConfig from a dict, a TOML file (its `[router]` table, or the whole file), or the default.
 
-    A config that names neither `models` nor `tiers` gets the default ones (its other settings kept).
+    A config that names neither `models` nor `tiers` gets the default ones (its other settings kept). Given a
+    workspace's `state_dir` (.engrain), the decision log defaults to the router's file there.
     """
     if source is None:
         data: dict[str, Any] = {}
@@ -191,12 +173,14 @@ def load_config(source: str | Path | dict | None = None) -> RouterConfig:
         data = dict(raw["router"] if "router" in raw else {} if raw.keys() & _OTHER_SECTIONS else raw)
         if data.get("head") and not Path(data["head"]).is_absolute():
             data["head"] = str(path.parent / data["head"])
-    if "models" not in data and "tiers" not in data:
-        data = {**default_config(), **data}
+    if "models" not in data and "tiers" not in data:     # the deployment `router_toml()` spells
+        data = {**tomllib.loads(TOML_TEMPLATE)["router"], **data}
+    if state_dir is not None and data.get("state_db") is None:
+        data["state_db"] = default_path(state_dir)
     return RouterConfig.model_validate(data)
 
 
-TOML_TEMPLATE = '''
+_TEMPLATE = '''
 # --- router: `engrain serve` routes each request to a local or a hosted model -------------------------
 [router]
 # weak_tier = "local"            # where low-score requests go
@@ -212,10 +196,10 @@ TOML_TEMPLATE = '''
 # cascade = ["no-hedging"]       # non-streaming: answer locally, escalate when the reply breaks these rules ("*" = all)
 
 [[router.models]]
-name = "smollm2-local"
+name = "@NAME@"
 provider = "llamacpp"            # llamacpp | ollama | openai (OpenAI-compatible, forwarded as is) | anthropic | litellm
-model = ""                       # llamacpp: GGUF path ("" = bundled SmolLM2); ollama: "name:tag"; litellm: "provider/model"
-context_window = 2048
+model = @GGUF@                       # llamacpp: GGUF path ("" = bundled SmolLM2); ollama: "name:tag"; litellm: "provider/model"
+context_window = @WINDOW@
 supports_tools = false
 
 # [[router.models]]
@@ -245,7 +229,7 @@ cost_per_mtok_out = 15.0
 
 [[router.tiers]]
 name = "local"
-models = ["smollm2-local"]
+models = ["@NAME@"]
 
 [[router.tiers]]
 name = "hosted"
@@ -269,3 +253,13 @@ max_prompt_tokens = 4000
 # "claude-opus-*" = "hosted"
 # "claude-*" = "auto"
 '''
+
+
+def router_toml(gguf: Path | str = "", name: str = "smollm2-local", context_window: int = 2048) -> str:
+    """The router's table of engrain.toml, commented: a local GGUF (default: the bundled SmolLM2) as the `local`
+    tier, Claude as `hosted`; Claude Code's background requests go local, everything else is scored."""
+    return (_TEMPLATE.replace("@NAME@", name).replace("@GGUF@", json.dumps(str(gguf)))
+            .replace("@WINDOW@", str(context_window)))
+
+
+TOML_TEMPLATE = router_toml()

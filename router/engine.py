@@ -12,19 +12,25 @@ from router import fleet, providers
 from router.config import RouterConfig
 from router.errors import ProviderError, RouterError, failure_summary
 from router.metrics import Metrics
-from router.policy import Decision
 
 
 @dataclass
-class Attempted:
-    model: str = ""                      # the deployment that answered
+class Outcome:
+    """What a routed call did: the deployment that answered, the moves along the chain, every failed attempt,
+    and the answer (a completion dict; for a stream, its first chunk and the rest). Built by the engine."""
+
+    model: str = ""                      # the deployment that answered (or refused the client's request)
     fallbacks: int = 0                   # moves to the next deployment
     upstream_s: float = 0.0              # time spent waiting on providers (to first byte when streaming)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)   # "deployment: what happened", one per failed attempt
+    answer: Any = None
 
 
-class AllFailed(RouterError):
-    pass
+@dataclass
+class CallFailed(RouterError):
+    """No deployment answered (or one refused the client's request): the error, with what was tried."""
+
+    outcome: Outcome = field(default_factory=Outcome)
 
 
 class Engine:
@@ -51,10 +57,6 @@ class Engine:
     def cooldown_left(self, name: str) -> float:
         return max(0.0, self.cooling.get(name, 0.0) - time.monotonic())
 
-    def order(self, chain: list[str]) -> list[str]:
-        """Cooling deployments go last: tried only when everything else failed."""
-        return sorted(chain, key=lambda n: self.cooldown_left(n) > 0)
-
     def _cool(self, name: str, at_least: float | None = None) -> None:
         self.cooling[name] = time.monotonic() + max(self.cfg.cooldown_s, at_least or 0.0)
         self.metrics.cooldowns.labels(name).inc()
@@ -63,33 +65,35 @@ class Engine:
         m = self.cfg.model(name)
         return (m.timeout_s if m and m.timeout_s else None) or self.cfg.timeout_s
 
-    async def _attempts(self, decision: Decision, run, att: Attempted, *, hold: bool = False):
-        """Run `run(model, timeout)` along the chain; returns its first successful result. With `hold` the
-        deployment's queue slot stays taken (a stream's caller releases it when the stream ends)."""
+    async def _attempts(self, chain: tuple[str, ...], run, *, hold: bool = False) -> Outcome:
+        """Run `run(model, timeout)` along the chain (in the decision's order); the first successful result is
+        the outcome's answer. With `hold` the deployment's queue slot stays taken (a stream's caller releases it
+        when the stream ends)."""
         errors: list[ProviderError] = []
-        chain = self.order(decision.chain)
+        outcome = Outcome()
         for idx, name in enumerate(chain):
             if idx:
-                att.fallbacks += 1
+                outcome.fallbacks += 1
                 self.metrics.fallbacks.labels(chain[idx - 1]).inc()
             refused = self._admit(name)
             if refused:
                 errors.append(refused)
-                att.errors.append(f"{name}: {refused}")
+                outcome.errors.append(f"{name}: {refused}")
                 continue
             try:
-                result = await self._deployment(name, run, att, errors)
+                result = await self._deployment(name, run, outcome, errors)
             except BaseException:
                 self.release(name)
                 raise
             if result is not _FAILED:
                 if not hold:
                     self.release(name)
-                return result
+                outcome.answer = result
+                return outcome
             self.release(name)
-        raise _all_failed(errors, att)
+        raise _all_failed(errors, outcome)
 
-    async def _deployment(self, name: str, run, att: Attempted, errors: list[ProviderError]):
+    async def _deployment(self, name: str, run, outcome: Outcome, errors: list[ProviderError]):
         """Retries on one deployment; its result, or _FAILED after cooling it down (never for a client's fault,
         which is raised as the client's error)."""
         m = self.cfg.model(name)
@@ -98,20 +102,20 @@ class Engine:
             t0 = time.perf_counter()
             try:
                 result = await asyncio.wait_for(run(m, timeout), timeout)
-                att.upstream_s += time.perf_counter() - t0
-                att.model = name
+                outcome.upstream_s += time.perf_counter() - t0
+                outcome.model = name
                 self.cooling.pop(name, None)
                 return result
             except asyncio.TimeoutError:
                 last = ProviderError(f"no answer within {timeout:g}s", 504, retryable=True)
             except ProviderError as exc:
                 last = exc
-            att.upstream_s += time.perf_counter() - t0
-            att.errors.append(f"{name}: {last}")
+            outcome.upstream_s += time.perf_counter() - t0
+            outcome.errors.append(f"{name}: {last}")
             errors.append(last)
             if last.client_fault:
-                att.model = name
-                raise RouterError(last.status or 400, last.message, last.code)
+                outcome.model = name
+                raise CallFailed(last.status or 400, last.message, last.code, outcome=outcome)
             wait = self.cfg.backoff_s * (2 ** attempt) if last.retry_after is None else last.retry_after
             # an upstream that asks for a long pause is not waited on: the next deployment answers now
             if not last.retryable or wait > self.cfg.max_retry_after_s:
@@ -121,13 +125,12 @@ class Engine:
         self._cool(name, last.retry_after)
         return _FAILED
 
-    async def complete(self, decision: Decision, job: dict, att: Attempted, native: Any = None) -> dict:
+    async def complete(self, chain: tuple[str, ...], job: dict, native: Any = None) -> Outcome:
         """`native`: the client's own request, passed through to deployments of its API family."""
-        return await self._attempts(decision, lambda m, t: providers.complete(m, job, native, t), att)
+        return await self._attempts(chain, lambda m, t: providers.complete(m, job, native, t))
 
-    async def open_stream(self, decision: Decision, job: dict, att: Attempted,
-                          native: Any = None) -> tuple[Any, AsyncIterator[Any]]:
-        """The first chunk and the rest of the stream of the first deployment that produced one."""
+    async def open_stream(self, chain: tuple[str, ...], job: dict, native: Any = None) -> Outcome:
+        """The outcome of the first deployment that produced a chunk; its answer: that chunk and the rest."""
 
         async def first(m, timeout):
             it = providers.stream(m, job, native, timeout)
@@ -139,12 +142,13 @@ class Engine:
                 await it.aclose()
                 raise
 
-        chunk, it = await self._attempts(decision, first, att, hold=True)
-        slot = _Slot(self, att.model)
-        rest = _releasing(it, slot)
+        outcome = await self._attempts(chain, first, hold=True)
+        chunk, it = outcome.answer
+        slot = _Slot(self, outcome.model)
+        outcome.answer = chunk, _releasing(it, slot)
         # a client that leaves before the body starts never runs the generator's finally: release on collection
-        weakref.finalize(rest, slot.release)
-        return chunk, rest
+        weakref.finalize(outcome.answer[1], slot.release)
+        return outcome
 
 
 class _Slot:
@@ -171,11 +175,11 @@ async def _releasing(it: AsyncIterator[dict], slot: _Slot) -> AsyncIterator[dict
 _FAILED = object()
 
 
-def _all_failed(errors: list[ProviderError], att: Attempted) -> AllFailed:
+def _all_failed(errors: list[ProviderError], outcome: Outcome) -> CallFailed:
     """Named after the last failure: 504 when it timed out, 429 when it was busy or rate-limited (with the
     shortest retry-after any deployment gave), 503 otherwise."""
     last = errors[-1].status if errors else None
     status = 504 if last == 504 else 429 if last == 429 else 503
     waits = [e.retry_after for e in errors if e.retry_after is not None]
-    return AllFailed(status, failure_summary(att.errors), "all_deployments_failed",
-                     retry_after=min(waits) if waits and status in (429, 503) else None)
+    return CallFailed(status, failure_summary(outcome.errors), "all_deployments_failed",
+                      retry_after=min(waits) if waits and status in (429, 503) else None, outcome=outcome)

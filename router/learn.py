@@ -9,7 +9,6 @@ router's providers, and each answer is checked against a reference answer or uni
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import sys
@@ -176,7 +175,3 @@ def learn(records: Sequence[Labelled], base: Head, *, anonymous: Sequence[tuple[
     report = LearnReport(n=len(labels), local_failed=int(labels.sum()), refit=refit, cv_apgr_learned=cv,
                          apgr_base=base_apgr, priors=head.priors)
     return head, report
-
-
-def fmt(value: float | None) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.3f}"

@@ -9,11 +9,17 @@ protocol), so worker processes started by `--workers` get it too. The header cou
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from router import fleet
+from router.cascade import ReplyCheck
 from router.config import RouterConfig
+from router.decisions import default_path
 from router.errors import error_body
 from router.guard import api_of
 
@@ -66,3 +72,26 @@ def uvicorn_options(cfg: RouterConfig) -> dict[str, Any]:
     """Keyword arguments for uvicorn.run / uvicorn.Config that apply the router's connection limits."""
     return {"http": LimitedHttpTools, "h11_max_incomplete_event_size": cfg.max_header_kb * 1024,
             "limit_concurrency": cfg.max_connections}
+
+
+def serve(cfg: RouterConfig, *, host: str, port: int, workers: int = 1, api_key: str | None = None,
+          reply_check: ReplyCheck | None = None) -> None:
+    """Serve the router until interrupted (`engrain serve`). Several workers (the cascade runs in one) share
+    cooldowns through the router's SQLite file (the decision log's, else one in a scratch folder) and answer
+    /metrics for the whole server (router/fleet.py)."""
+    import uvicorn
+
+    from router.app import create_app
+
+    options = {"host": host, "port": port, "log_level": "warning", **uvicorn_options(cfg)}
+    if workers == 1:
+        return uvicorn.run(create_app(cfg, api_key=api_key, reply_check=reply_check), **options)
+    with tempfile.TemporaryDirectory(prefix="engrain-router-") as scratch:
+        shared = cfg.state_db or default_path(Path(scratch))
+        fleet.prepare_metrics_dir(shared.parent / f"router-metrics-{port}")
+        # the workers are new processes: config and key reach them through the environment (app_from_env)
+        os.environ["ENGRAIN_ROUTER_CONFIG_JSON"] = cfg.model_copy(
+            update={"cooldown_db": cfg.cooldown_db or shared}).model_dump_json()
+        if api_key:
+            os.environ["ENGRAIN_API_KEY"] = api_key
+        uvicorn.run("router.app:app_from_env", factory=True, workers=workers, **options)

@@ -4,23 +4,39 @@ from __future__ import annotations
 import fnmatch
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 from router.config import ModelConfig, RouterConfig
 from router.convert import text_of
 from router.errors import RouterError
+from router.head import Head
 from router.scoring import Scorer, prompt_of
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
     tier: str
-    chain: list[str]                     # deployments to try, in order
+    chain: tuple[str, ...]               # deployments to try, in order (cooling ones last)
     score: float | None
     threshold: float
     prompt_tokens: int                   # estimated prompt size (the gate adds max_tokens to it)
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
     decision_ms: float = 0.0
+
+
+def threshold_of(cfg: RouterConfig, head: Head | None) -> float:
+    """The score at which the strong tier takes over: the config's when set, else the head's calibrated one."""
+    return cfg.threshold if cfg.threshold is not None else head.threshold if head else 0.5
+
+
+def tier_by_score(cfg: RouterConfig, score: float, threshold: float) -> str:
+    return cfg.strong_tier if score >= threshold else cfg.weak_tier
+
+
+def ordered(chain: list[str], cooldown_left: Callable[[str], float]) -> tuple[str, ...]:
+    """Cooling deployments go last: tried only when everything else failed."""
+    return tuple(sorted(chain, key=lambda n: cooldown_left(n) > 0))
 
 
 def estimate_tokens(job: dict) -> int:
@@ -38,20 +54,20 @@ def answer_room(m: ModelConfig, job: dict) -> int:
     return min(int(job.get("max_tokens") or 0), m.context_window // 4)
 
 
-def _usable(cfg: RouterConfig, name: str, job: dict, prompt: int, reasons: list[str]) -> bool:
-    m = cfg.model(name)
-    assert m is not None
-    if not m.available():
-        reasons.append(f"{name}: skipped, {m.api_key_env} is not set")
-        return False
+def _unusable(m: ModelConfig, job: dict, prompt: int) -> tuple[str, RouterError] | None:
+    """Why `m` cannot take this request, as a reason for the trace and as the error a client that named `m` gets;
+    None when it can. A named model and a tier's chain go through these same checks."""
+    need = prompt + answer_room(m, job)
     if job.get("tools") and not m.supports_tools:
-        reasons.append(f"{name}: skipped, does not support tools")
-        return False
-    if prompt + answer_room(m, job) > m.context_window:
-        reasons.append(f"{name}: skipped, ~{prompt + answer_room(m, job)} tokens needed > context window "
-                       f"{m.context_window}")
-        return False
-    return True
+        return "does not support tools", RouterError(400, f"model {m.name!r} does not support tools",
+                                                     "tools_unsupported")
+    if need > m.context_window:
+        return (f"~{need} tokens needed > context window {m.context_window}",
+                too_long(prompt, answer_room(m, job), m.context_window))
+    if not m.available():
+        return f"{m.api_key_env} is not set", RouterError(503, f"model {m.name!r} is unavailable: set "
+                                                               f"{m.api_key_env}", "no_model_available")
+    return None
 
 
 def too_long(prompt: int, max_tokens: int, window: int) -> RouterError:
@@ -75,55 +91,57 @@ def _refuse(cfg: RouterConfig, job: dict, prompt: int, candidates: list[str]) ->
                        if missing else "no model is available for this request", "no_model_available")
 
 
-def decide(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str) -> Decision:
+def _tier_of_request(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str, prompt: int,
+                     threshold: float, reasons: list[str]) -> tuple[str, float]:
+    """The tier an aliased request goes to: the first rule that matches, else the score against the threshold."""
+    text, _ = prompt_of(job["messages"])
+    score = scorer.score(job["messages"], tools=len(job.get("tools") or [])) if scorer else 0.0
+    for i, rule in enumerate(cfg.rules):
+        if ((rule.pattern is None or re.search(rule.pattern, text)) and
+                (rule.min_score is None or score >= rule.min_score) and
+                (rule.max_score is None or score < rule.max_score) and
+                (rule.has_tools is None or bool(job.get("tools")) == rule.has_tools) and
+                (rule.model is None or fnmatch.fnmatchcase(requested, rule.model)) and
+                (rule.max_prompt_tokens is None or prompt <= rule.max_prompt_tokens)):
+            reasons.append(f"rule {i + 1} -> {rule.tier}")
+            return rule.tier, score
+    tier = tier_by_score(cfg, score, threshold)
+    reasons.append(f"score {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:.3f} -> {tier}")
+    return tier, score
+
+
+def decide(cfg: RouterConfig, scorer: Scorer | None, job: dict, requested: str,
+           cooldown_left: Callable[[str], float] = lambda name: 0.0) -> Decision:
+    """Where a request goes: a named model, a named tier, or (for an alias) the tier the rules or the score pick;
+    then every deployment of that tier and its fallbacks that can take the request, cooling ones last."""
     start = time.perf_counter()
     prompt = estimate_tokens(job)
-    threshold = cfg.threshold if cfg.threshold is not None else (scorer.head.threshold if scorer else 0.5)
+    threshold = threshold_of(cfg, scorer.head if scorer else None)
     reasons: list[str] = []
-
     target = cfg.resolve(requested)
     if target is None:
         raise RouterError(404, f"model {requested!r} not found; use one of {cfg.names()}", "model_not_found")
     if target != requested:
         reasons.append(f"model {requested!r} -> {target!r}")
-    if target not in cfg.aliases:
-        if cfg.model(target) is not None:
-            m = cfg.model(target)
-            if job.get("tools") and not m.supports_tools:
-                raise RouterError(400, f"model {target!r} does not support tools", "tools_unsupported")
-            if prompt + answer_room(m, job) > m.context_window:
-                raise too_long(prompt, answer_room(m, job), m.context_window)
-            if not m.available():
-                raise RouterError(503, f"model {target!r} is unavailable: set {m.api_key_env}",
-                                  "no_model_available")
-            return Decision(cfg.tier_of(target), [target], None, threshold, prompt,
-                            reasons + [f"explicit model {target!r}"], (time.perf_counter() - start) * 1000)
-        tier, score = target, None
-        reasons.append(f"explicit tier {target!r}")
+    score = None
+    explicit = target not in cfg.aliases and cfg.model(target) is not None
+    if explicit:
+        tier, candidates = cfg.tier_of(target), [target]
+        reasons.append(f"explicit model {target!r}")
     else:
-        text, _ = prompt_of(job["messages"])
-        score = scorer.score(job["messages"], tools=len(job.get("tools") or [])) if scorer else 0.0
-        tier = ""
-        for i, rule in enumerate(cfg.rules):
-            if ((rule.pattern is None or re.search(rule.pattern, text)) and
-                    (rule.min_score is None or score >= rule.min_score) and
-                    (rule.max_score is None or score < rule.max_score) and
-                    (rule.has_tools is None or bool(job.get("tools")) == rule.has_tools) and
-                    (rule.model is None or fnmatch.fnmatchcase(requested, rule.model)) and
-                    (rule.max_prompt_tokens is None or prompt <= rule.max_prompt_tokens)):
-                tier = rule.tier
-                reasons.append(f"rule {i + 1} -> {tier}")
-                break
-        if not tier:
-            tier = cfg.strong_tier if score >= threshold else cfg.weak_tier
-            reasons.append(f"score {score:.3f} {'>=' if score >= threshold else '<'} threshold {threshold:.3f} "
-                           f"-> {tier}")
-
-    candidates = [name for t in cfg.chain(tier) for name in cfg.tier(t).models]
-    chain = [name for name in dict.fromkeys(candidates) if _usable(cfg, name, job, prompt, reasons)]
-    if not chain:
-        raise _refuse(cfg, job, prompt, list(dict.fromkeys(candidates)))
-    chosen_tier = cfg.tier_of(chain[0])
+        if target in cfg.aliases:
+            tier, score = _tier_of_request(cfg, scorer, job, requested, prompt, threshold, reasons)
+        else:
+            tier = target
+            reasons.append(f"explicit tier {target!r}")
+        candidates = list(dict.fromkeys(name for t in cfg.chain(tier) for name in cfg.tier(t).models))
+    problems = {name: _unusable(cfg.model(name), job, prompt) for name in candidates}
+    reasons += [f"{name}: skipped, {problem[0]}" for name, problem in problems.items() if problem]
+    usable = [name for name, problem in problems.items() if problem is None]
+    if not usable:    # a client that named a model hears what is wrong with it
+        raise problems[target][1] if explicit else _refuse(cfg, job, prompt, candidates)
+    chosen_tier = cfg.tier_of(usable[0])
     if chosen_tier != tier:
         reasons.append(f"tier {tier!r} has no usable model -> {chosen_tier!r}")
-    return Decision(chosen_tier, chain, score, threshold, prompt, reasons, (time.perf_counter() - start) * 1000)
+    return Decision(chosen_tier, ordered(usable, cooldown_left), score, threshold, prompt, tuple(reasons),
+                    (time.perf_counter() - start) * 1000)
