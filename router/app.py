@@ -62,12 +62,11 @@ def _validation_message(exc: RequestValidationError | ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-async def _invalid(request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own refusals (a body that does not validate, an unknown path) in the caller's API's error shape."""
+    if isinstance(exc, StarletteHTTPException):
+        return _fail(api_of(request.url.path), exc.status_code, str(exc.detail))
     return _fail(api_of(request.url.path), 400, _validation_message(exc))
-
-
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return _fail(api_of(request.url.path), exc.status_code, str(exc.detail))
 
 
 def _record(st: State, response_id: str, api: str, job: dict, decision: Decision, tier: str, model: str,
@@ -259,8 +258,7 @@ async def count_tokens(request: Request, req: RouteRequest) -> Response:
     m = st.config.model(d.chain[0]) if d else None
     if m is not None and m.provider == "anthropic":
         try:
-            counted = await anthropic_provider.count_tokens(m, await _native_of(request),
-                                                            m.timeout_s or st.config.timeout_s)
+            counted = await anthropic_provider.count_tokens(m, await _native_of(request), st.config.timeout_of(m))
             return JSONResponse(counted, headers=_headers(d.tier, d, None, t0))
         except ProviderError:
             pass                           # the local estimate below still answers the question
@@ -352,9 +350,8 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
     app.state.decisions = DecisionLog(cfg.state_db) if cfg.state_db else None
     app.add_middleware(Guard, api_key=api_key, max_body=int(cfg.max_body_mb * 1024 * 1024), max_headers=cfg.max_headers)
     app.add_middleware(CountStatuses, counter=metrics.responses)     # outermost: sees every status
-    for error in (RequestValidationError, ValidationError):
-        app.add_exception_handler(error, _invalid)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for error in (RequestValidationError, ValidationError, StarletteHTTPException):
+        app.add_exception_handler(error, _refused)
     app.include_router(routes)
     return app
 

@@ -140,6 +140,9 @@ class RouterConfig(_Strict):
         so an unbounded queue there only makes every caller wait longer."""
         return m.max_queue or (16 if m.provider == "llamacpp" else None)
 
+    def timeout_of(self, m: ModelConfig) -> float:
+        return m.timeout_s or self.timeout_s
+
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
 

@@ -61,10 +61,6 @@ class Engine:
         self.cooling[name] = time.monotonic() + max(self.cfg.cooldown_s, at_least or 0.0)
         self.metrics.cooldowns.labels(name).inc()
 
-    def _timeout(self, name: str) -> float:
-        m = self.cfg.model(name)
-        return (m.timeout_s if m and m.timeout_s else None) or self.cfg.timeout_s
-
     async def _attempts(self, chain: tuple[str, ...], run, *, hold: bool = False) -> Outcome:
         """Run `run(model, timeout)` along the chain (in the decision's order); the first successful result is
         the outcome's answer. With `hold` the deployment's queue slot stays taken (a stream's caller releases it
@@ -97,7 +93,7 @@ class Engine:
         """Retries on one deployment; its result, or _FAILED after cooling it down (never for a client's fault,
         which is raised as the client's error)."""
         m = self.cfg.model(name)
-        timeout = self._timeout(name)
+        timeout = self.cfg.timeout_of(m)
         for attempt in range(self.cfg.retries + 1):
             t0 = time.perf_counter()
             try:
