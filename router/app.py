@@ -131,7 +131,7 @@ async def _handle(request: Request, api: str, job: dict, model: str, stream: boo
             headers["retry-after"] = str(max(1, math.ceil(exc.retry_after)))
         return _fail(api, exc.status, exc.message, exc.code, headers)
     if answered is None:
-        st.metrics.requests.labels(api, decision.tier, decision.chain[0], "499").inc()
+        st.metrics.requests.labels(api, decision.tier, "-", "499").inc()      # no deployment answered
         return Response(status_code=499)
     return _respond(st, api, job, decision, *answered, native, t0)
 
