@@ -26,6 +26,10 @@ SCHEME = "affine32"  # stored signatures are only comparable under the scheme th
 EMBED_CHARS = 2000
 MAX_TOKENS = 128  # a task's gist is in its first sentences; attention cost grows with the square of the length
 MIN_BATCH_FOR_THREADS = 16  # below this, waking a thread pool costs more than it saves
+PRECISION_ENV = "ENGRAIN_EMBED_PRECISION"
+# A bound on |bf16 vector - fp32 vector| for the bundled MiniLM (unit vectors): the largest seen was 0.0073 over
+# 1,081 texts (bench/datagen.py --check-precision prints it); the margin is what keeps verdicts exact.
+EMBED_ERROR = 0.02
 _WORDS = re.compile(r"\w+")
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
 
@@ -83,26 +87,93 @@ def _model(name: str):
 _embed_cache: dict[str, np.ndarray] = {}
 
 
-def embed(texts: list[str], model_name: str) -> np.ndarray:
-    """Normalized float32 embeddings, one row per text; repeats are served from a per-process cache."""
-    keys = [hashlib.sha1(t.encode()).hexdigest() for t in texts]
+def embed(texts: list[str], model_name: str, precision: str = "fp32") -> np.ndarray:
+    """Normalized float32 embeddings, one row per text; repeats are served from a per-process cache. `precision`
+    "bf16" runs the linear layers in bfloat16 (see fast_precision); its vectors are approximations."""
+    keys = [precision + hashlib.sha1(t.encode()).hexdigest() for t in texts]
     missing = list(dict.fromkeys(k for k in keys if k not in _embed_cache))
     if missing:
-        import torch
-
         by_key = dict(zip(keys, texts))
-        previous = torch.get_num_threads()
-        torch.set_num_threads(embed_threads(len(missing)))
-        try:
-            vectors = _model(model_name).encode([by_key[k] for k in missing], batch_size=64,
-                                                normalize_embeddings=True, convert_to_numpy=True,
-                                                show_progress_bar=False)
-        finally:
-            torch.set_num_threads(previous)
+        vectors = _encode([by_key[k] for k in missing], model_name, precision)
         if len(_embed_cache) > 100_000:
             _embed_cache.clear()
-        _embed_cache.update(zip(missing, vectors.astype(np.float32)))
+        _embed_cache.update(zip(missing, vectors))
     return np.stack([_embed_cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+
+
+def _encode(texts: list[str], model_name: str, precision: str) -> np.ndarray:
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(embed_threads(len(texts)))
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            vectors = _model(model_name).encode(texts, batch_size=64, normalize_embeddings=True,
+                                                convert_to_numpy=True, show_progress_bar=False)
+    finally:
+        torch.set_num_threads(previous)
+    vectors = vectors.astype(np.float32)
+    if precision == "bf16":  # normalized before the last rounding: make them unit length again
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors
+
+
+def fast_precision(model_name: str) -> str:
+    """The precision of submit's first embedding pass: "bf16" for the bundled MiniLM where the CPU multiplies
+    bfloat16 natively (avx512_bf16 or AMX: ~1.9x fp32's throughput here), else "fp32". ENGRAIN_EMBED_PRECISION
+    =fp32|bf16 overrides. bf16 never decides a verdict on its own: settle_near_threshold redoes in fp32 every
+    cosine it could get wrong. EMBED_ERROR was measured on MiniLM only, so other models stay fp32."""
+    chosen = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if chosen in ("fp32", "bf16"):
+        return chosen
+    return "bf16" if model_name == "bundled" and _native_bf16() else "fp32"
+
+
+@functools.cache
+def _native_bf16() -> bool:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+
+
+def search(conn, index: Index, vectors: np.ndarray, texts: list[str],
+           model_name: str) -> tuple[np.ndarray, tuple[int, np.ndarray, np.ndarray]]:
+    """(the vectors to judge and store, each one's closest indexed row) for a batch of `texts` embedded at any
+    precision: one matrix product over every indexed vector, and a second only when some were redone in fp32.
+    Settling runs whatever this process's precision: stored rows may come from bf16 (another machine's, too)."""
+    cosine = index.cosines(vectors)
+    vectors, redone = settle_near_threshold(conn, index, vectors, cosine, texts, model_name)
+    if redone:
+        cosine = index.cosines(vectors)
+    return vectors, index.closest(cosine)
+
+
+def settle_near_threshold(conn, index: Index, vectors: np.ndarray, cosine: np.ndarray, texts: list[str],
+                          model_name: str) -> tuple[np.ndarray, bool]:
+    """Make every verdict the one fp32 embeddings give. A bf16 vector is within EMBED_ERROR of its fp32 vector
+    (both unit length), so a cosine between two such vectors is within 2 * EMBED_ERROR of the fp32 cosine: a
+    candidate whose cosines with every indexed row and every other candidate (`texts`, in batch order) are below
+    threshold - 2 * EMBED_ERROR is no near-duplicate either way. The others, and every indexed row within that
+    margin of one, are embedded again in fp32 from their text; the index keeps those rows' fp32 vectors.
+    `cosine` is index.cosines(vectors). Returns (vectors to judge and store, whether any were redone)."""
+    floor = index.semantic_threshold - 2 * EMBED_ERROR
+    close = cosine >= floor
+    between = vectors @ vectors.T
+    np.fill_diagonal(between, -np.inf)
+    uncertain = np.flatnonzero(close.any(axis=1) | (between >= floor).any(axis=1))
+    if not len(uncertain):
+        return vectors, False
+    rows = np.flatnonzero(close[uncertain].any(axis=0))
+    stored = store.examples_by_id(conn, [index.ids[r] for r in rows])
+    rows = [r for r in rows if index.ids[r] in stored]
+    exact = embed([texts[i] for i in uncertain] + [semantic_text(stored[index.ids[r]]) for r in rows], model_name)
+    vectors = vectors.copy()
+    vectors[uncertain] = exact[:len(uncertain)]
+    if rows:
+        index.vectors[rows] = exact[len(uncertain):]
+    return vectors, True
 
 
 def embed_threads(texts: int) -> int:
@@ -165,14 +236,18 @@ class Index:
         self._append([example_id], signature.hashvalues[None, :].astype(np.uint64), vector[None, :])
         self.last_seq = max(self.last_seq, seq)
 
-    def closest(self, vectors: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        """(rows now indexed, each vector's closest row, its cosine) in one pass over the matrix for a whole batch."""
+    def cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine of each vector (a row) with every indexed row (a column), in one matrix product."""
         n = len(self.ids)
-        if n == 0:
-            return 0, np.zeros(len(vectors), int), np.full(len(vectors), -np.inf, np.float32)
-        cosine = self.vectors[:n] @ vectors.T
-        rows = cosine.argmax(axis=0)
-        return n, rows, cosine[rows, np.arange(len(vectors))]
+        return vectors @ self.vectors[:n].T if n else np.zeros((len(vectors), 0), np.float32)
+
+    @staticmethod
+    def closest(cosine: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """(rows indexed when `cosine` was computed, each vector's closest row, its cosine) from cosines()."""
+        if not cosine.shape[1]:
+            return 0, np.zeros(len(cosine), int), np.full(len(cosine), -np.inf, np.float32)
+        rows = cosine.argmax(axis=1)
+        return cosine.shape[1], rows, cosine[np.arange(len(cosine)), rows]
 
     def lexical_duplicate(self, signature: MinHash) -> tuple[str, str] | None:
         """(reason, id of the indexed example) for a MinHash match over threshold."""

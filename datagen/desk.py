@@ -187,14 +187,16 @@ def edit_example(ws, example_id: str, record: dict, *, reviewer: str, notes: str
         try:
             with store.transaction(conn):
                 return _store_edit(conn, index, example_id, example, content_hash, signature, vector,
-                                   reviewer=reviewer, notes=notes, expected_version=expected_version)
+                                   reviewer=reviewer, notes=notes, expected_version=expected_version,
+                                   model_name=ws.config.embedding_model)
         except BaseException:
             dedup.forget_index(index)  # it may hold rows of a rolled-back write
             raise
 
 
 def _store_edit(conn, index: dedup.Index, example_id: str, example: Example, content_hash: str, signature,
-                vector: np.ndarray, *, reviewer: str, notes: str, expected_version: int | None) -> EditResult:
+                vector: np.ndarray, *, reviewer: str, notes: str, expected_version: int | None,
+                model_name: str) -> EditResult:
     store.get(conn, example_id)
     _check_version(conn, example_id, expected_version)
     old_hash, old_data = review_store.current_content(conn, example_id)
@@ -204,6 +206,8 @@ def _store_edit(conn, index: dedup.Index, example_id: str, example: Example, con
     if other:
         return EditResult(saved=False, reasons=[f"exact duplicate of {other}"], duplicate_of=other)
     index.catch_up(conn)
+    # stored rows may hold bf16 vectors: fp32 for every cosine near the threshold, as submit does
+    [vector], _ = dedup.search(conn, index, vector[None, :], [dedup.semantic_text(example)], model_name)
     near = _near_duplicate_of_other(index, example_id, signature, vector)
     if near:
         return EditResult(saved=False, reasons=[near[0]], duplicate_of=near[1])

@@ -69,16 +69,17 @@ def _submit_batch(ws, records: list[tuple[int, Any]], *, generator: str, status:
     fresh = _without_lexical_copies(conn, index, fresh)
     if not fresh:
         return [c.verdict for c in candidates]
-    vectors = dedup.embed([dedup.semantic_text(c.example) for c in fresh], config.embedding_model)
-    for candidate, vector in zip(fresh, vectors):
-        candidate.vector = vector
+    texts = [dedup.semantic_text(c.example) for c in fresh]
+    vectors = dedup.embed(texts, config.embedding_model, dedup.fast_precision(config.embedding_model))
     with index.lock:
         try:
             with store.transaction(conn):
                 index.catch_up(conn)
                 stored = store.ids_for_hashes(conn, [c.content_hash for c in fresh])
-                searched, rows, cosines = index.closest(np.stack([c.vector for c in fresh]))
-                for candidate, row, cosine in zip(fresh, rows, cosines):
+                vectors, (searched, rows, cosines) = dedup.search(conn, index, vectors, texts,
+                                                                  config.embedding_model)
+                for candidate, vector, row, cosine in zip(fresh, vectors, rows, cosines):
+                    candidate.vector = vector
                     _judge_and_store(conn, index, candidate, (searched, int(row), float(cosine)), stored,
                                      generator=generator, status=status)
         except BaseException:

@@ -132,6 +132,15 @@ def signatures_after(conn: Connection, seq: int) -> Iterator[tuple[int, str, byt
     return conn.execute("SELECT seq, id, minhash, embedding FROM examples WHERE seq > ? ORDER BY seq", (seq,))
 
 
+def examples_by_id(conn: Connection, ids: list[str]) -> dict[str, Example]:
+    found: dict[str, Example] = {}
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        found.update((example_id, Example.model_validate_json(data)) for example_id, data in conn.execute(
+            f"SELECT id, data FROM examples WHERE id IN ({','.join('?' * len(batch))})", batch))
+    return found
+
+
 def add_review(conn: Connection, example_id: str, *, kind: str, verdict: str, reviewer: str,
                notes: str, score: float | None) -> ReviewEvent:
     now = time.time()
