@@ -9,6 +9,7 @@ import warnings
 import typer
 
 from engrain import cmd_dataset, cmd_db, cmd_mcp, cmd_router, cmd_train, cmd_quickstart
+from engrain.shared import EXIT_STATUSES, reported
 
 app = typer.Typer(
     name="engrain",
@@ -16,6 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # help is plain text: "[[training.stages]]" and regexes must print as written
+    epilog=EXIT_STATUSES,
 )
 
 for module in (cmd_dataset, cmd_db, cmd_mcp, cmd_train, cmd_router, cmd_quickstart):
@@ -34,13 +36,5 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     for noisy in ("torchao", "torch.utils._pytree"):  # optional-kernel and deprecation chatter at import time
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    try:
+    with reported():   # what a command left uncaught still ends with its documented exit status
         app()
-    except Exception as exc:
-        from datagen import describe_failure  # only on the way out: datagen's import is not free
-
-        message = describe_failure(exc)
-        if message is None:
-            raise
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-        raise SystemExit(1) from None

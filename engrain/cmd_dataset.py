@@ -1,46 +1,22 @@
 """Dataset commands: init, knowledge, import, export, review, generate, coverage (all over the datagen package)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from engrain.shared import FAILED, USAGE, WorkspaceOption, console, errors, fail, open_workspace, reported
 
 if TYPE_CHECKING:
     from datagen import Workspace
 
-console = Console(soft_wrap=True)  # messages hold paths and ids: never break them mid-line
-errors = Console(stderr=True, soft_wrap=True)
-
-WorkspaceOption = typer.Option(None, "--workspace", "-w", envvar="ENGRAIN_WORKSPACE",
-                               help="Workspace directory (default: the nearest engrain.toml above the cwd).")
 QUICKSTART = Path(__file__).parent / "quickstart" / "workspace"
 
 knowledge_app = typer.Typer(help="Knowledge sources (CLAUDE.md, rules, workflows, skills) the briefs draw on.",
                             no_args_is_help=True)
-
-
-@contextmanager
-def _reported() -> Iterator[None]:
-    """Turn datagen's errors (whose messages say what to do) into a red line and exit status 2."""
-    from datagen import DatagenError
-
-    try:
-        yield
-    except DatagenError as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _workspace(path: Optional[Path]) -> "Workspace":
-    from datagen import find_workspace
-
-    return find_workspace(path)
 
 
 def init(
@@ -57,8 +33,7 @@ def init(
     from datagen import init_workspace
 
     if router and not claude:
-        errors.print("[red]error:[/red] --router configures Claude Code: use it with --claude", highlight=False)
-        raise typer.Exit(2)
+        fail("--router configures Claude Code: use it with --claude", USAGE)
     fragments = []
     try:
         from training import TOML_TEMPLATE as training_toml  # until training exports it, init writes no [training]
@@ -73,7 +48,7 @@ def init(
     except ImportError:
         pass
     source = QUICKSTART if template == "quickstart" else (Path(template) if template else None)
-    with _reported():
+    with reported():
         written = init_workspace(directory, force=force, template=source, extra_toml=fragments)
     for path in written:
         console.print(f"wrote {path}", highlight=False)
@@ -83,7 +58,7 @@ def init(
     if claude:
         from server import register_for_claude_code
 
-        with _reported():
+        with reported():
             result = register_for_claude_code(directory.resolve(), router_url=router, on_change=lambda message:
                                               console.print(message, highlight=False, markup=False))
         if router:
@@ -101,8 +76,8 @@ def knowledge_add(
     """Ingest sources into chunks; re-adding a changed file replaces its chunks."""
     from datagen import add_knowledge
 
-    with _reported():
-        chunks = add_knowledge(_workspace(workspace), paths)
+    with reported():
+        chunks = add_knowledge(open_workspace(workspace), paths)
     sources = sorted({c.source for c in chunks})
     console.print(f"{len(chunks)} chunks from {len(sources)} files", highlight=False)
 
@@ -116,8 +91,8 @@ def knowledge_list(
     """Show every chunk: id, source and lines, heading, the categories it serves, how often briefs handed it out."""
     from datagen import list_knowledge
 
-    with _reported():
-        chunks = [c for c in list_knowledge(_workspace(workspace)) if category is None or category in c.categories]
+    with reported():
+        chunks = [c for c in list_knowledge(open_workspace(workspace)) if category is None or category in c.categories]
     if as_json:
         for chunk in chunks:
             print(chunk.model_dump_json())
@@ -145,8 +120,8 @@ def knowledge_tag(
     """Edit which categories a chunk serves; your edits win over the automatic mapping and survive `map`."""
     from datagen import tag_knowledge
 
-    with _reported():
-        updated = tag_knowledge(_workspace(workspace), chunk, category, remove=remove)
+    with reported():
+        updated = tag_knowledge(open_workspace(workspace), chunk, category, remove=remove)
     console.print(f"{updated.id} serves: {', '.join(updated.categories) or 'no category'}", highlight=False,
                   markup=False)
 
@@ -156,8 +131,8 @@ def knowledge_map(workspace: Optional[Path] = WorkspaceOption) -> None:
     """Re-map every chunk to the plan's categories (run it after editing categories, sources or keywords)."""
     from datagen import remap_knowledge
 
-    with _reported():
-        chunks = remap_knowledge(_workspace(workspace))
+    with reported():
+        chunks = remap_knowledge(open_workspace(workspace))
     unmapped = sum(not c.categories for c in chunks)
     console.print(f"{len(chunks)} chunks mapped; {unmapped} serve no category", highlight=False)
 
@@ -174,12 +149,11 @@ def import_(
     from datagen import import_file
 
     accepted = rejected = skipped = 0
-    with _reported():
-        ws = _workspace(workspace)
+    with reported():
+        ws = open_workspace(workspace)
         for path in files:
             if not path.exists():
-                errors.print(f"[red]error:[/red] {escape(str(path))} does not exist", highlight=False)
-                raise typer.Exit(2)
+                fail(f"{path} does not exist", USAGE)
             for verdict in import_file(ws, path, category=category, status="approved" if approve else "pending"):
                 accepted += verdict.accepted
                 skipped += verdict.skipped
@@ -195,7 +169,7 @@ def import_(
         extra = f", {skipped} skipped (per-turn prefixes of an mlx export)" if skipped else ""
         console.print(f"{accepted} accepted ({status}), {rejected} rejected{extra}", highlight=False)
     if rejected:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def export(
@@ -216,10 +190,9 @@ def export(
     from datagen import export as run_export
 
     if status not in ("approved", "pending", "rejected", "all"):
-        errors.print("[red]error:[/red] --status must be approved, pending, rejected or all", highlight=False)
-        raise typer.Exit(2)
-    with _reported():
-        result = run_export(_workspace(workspace), fmt, out, status=status, split=split, seed=seed,
+        fail("--status must be approved, pending, rejected or all", USAGE)
+    with reported():
+        result = run_export(open_workspace(workspace), fmt, out, status=status, split=split, seed=seed,
                             force=force, categories=category or None, reviews=reviews)
     counts = ", ".join(f"{name} {n}" for name, n in result.counts.items())
     console.print(f"{fmt} export in {result.out}: {counts}", highlight=False)
@@ -250,8 +223,8 @@ def review(
     """List examples (paged), record approve/reject decisions, ask a model judge, or serve the review page."""
     import datagen
 
-    with _reported():
-        ws = _workspace(workspace)
+    with reported():
+        ws = open_workspace(workspace)
         if web:
             _serve_web(ws, host, port, token)
             return
@@ -281,7 +254,7 @@ def review(
         table.add_column(column, no_wrap=True)
     table.add_column("first user message")
     table.add_column("latest review")
-    with _reported():
+    with reported():
         for item in page.items:
             first = next((m.content or "" for m in item.example.messages if m.role == "user"), "")
             events = datagen.get_example(ws, item.id).reviews
@@ -300,8 +273,7 @@ def _serve_web(ws: "Workspace", host: str, port: int, token: Optional[str]) -> N
     try:
         serve_web(ws, host=host, port=port, token=token)
     except ExposureError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(str(exc), USAGE)
 
 
 def _when(timestamp: float) -> str:
@@ -356,16 +328,16 @@ def generate(
         else:
             console.print(f"[red]rejected[/red]: {escape('; '.join(verdict.reasons))}", highlight=False)
 
-    with _reported():
-        result = datagen.generate(_workspace(workspace), category, count, model, workers=workers, api_base=api_base,
-                                  on_verdict=show)
+    with reported():
+        result = datagen.generate(open_workspace(workspace), category, count, model, workers=workers,
+                                  api_base=api_base, on_verdict=show)
     for error in result.errors:
         errors.print(f"model call failed: {error}", highlight=False, markup=False)
     console.print(f"{len(result.accepted)}/{count} accepted, {len(result.rejected)} rejected, "
                   f"{len(result.errors)} failed calls", highlight=False)
     console.print(result.usage.describe(model), highlight=False, markup=False)
     if len(result.accepted) < count:
-        raise typer.Exit(1)
+        raise typer.Exit(FAILED)
 
 
 def coverage(
@@ -376,8 +348,8 @@ def coverage(
     """Per category: approved / pending / rejected against the plan's quota."""
     import datagen
 
-    with _reported():
-        report = datagen.coverage(_workspace(workspace))
+    with reported():
+        report = datagen.coverage(open_workspace(workspace))
     if as_json:
         print(report.model_dump_json())
     else:

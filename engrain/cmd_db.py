@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from engrain.cmd_dataset import WorkspaceOption, _reported, _workspace, console
+from engrain.shared import WorkspaceOption, console, open_workspace, reported
 
 db_app = typer.Typer(help="The dataset's database: schema migrations, moving a dataset to PostgreSQL.",
                      no_args_is_help=True)
@@ -22,8 +22,8 @@ def migrate(
     """Bring the database to this engrain's schema version (the store also does this when it first connects)."""
     import datagen
 
-    with _reported():
-        result = datagen.migrate_database(_workspace(workspace), database)
+    with reported():
+        result = datagen.migrate_database(open_workspace(workspace), database)
     for applied in result.applied:
         console.print(f"applied migration {applied}", highlight=False)
     state = "now at" if result.applied else "already at"
@@ -41,8 +41,8 @@ def copy(
     content hashes) before the target commits."""
     import datagen
 
-    with _reported():
-        result = datagen.copy_database(_workspace(workspace), to, source=source)
+    with reported():
+        result = datagen.copy_database(open_workspace(workspace), to, source=source)
     table = Table("table", "rows", "digest (sha256, order-independent)")
     for copied in result.tables:
         table.add_row(copied.table, str(copied.rows), copied.digest[:16])

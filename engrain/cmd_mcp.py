@@ -9,6 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from engrain.shared import open_workspace, reported
+
 
 class Transport(str, Enum):
     stdio = "stdio"
@@ -30,14 +32,10 @@ def mcp(
 ) -> None:
     """Run the engrain MCP server. Stdout carries only the protocol; logs go to stderr."""
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="engrain mcp: %(levelname)s %(message)s")
-    import datagen
     import server
 
-    try:
-        ws = datagen.find_workspace(workspace)
-    except datagen.DatagenError as exc:
-        typer.echo(f"engrain mcp: {exc}", err=True)
-        raise typer.Exit(2)
+    with reported():
+        ws = open_workspace(workspace)
     server.run(ws, transport=transport.value, port=port, read_only=read_only)
 
 

@@ -17,7 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engrain.cmd_dataset import QUICKSTART, WorkspaceOption, _reported, _workspace
+from engrain.cmd_dataset import QUICKSTART
+from engrain.shared import INTERRUPTED, WorkspaceOption, open_workspace, reported
 
 console = Console(stderr=True)  # the story goes to stderr so `--json` leaves stdout to the headline
 
@@ -43,8 +44,8 @@ def eval_(
     """Replay held-out prompts: base with the system prompt vs base and fine-tuned without it, scored by the rules."""
     from training import RunNotFound
 
-    with _reported():
-        ws = _workspace(workspace)
+    with reported():
+        ws = open_workspace(workspace)
         try:
             report, paths = _run_eval(ws, run_id, prompts, seed=seed, max_tokens=max_tokens,
                                       base_with_prompt=base_with_prompt, judge=judge)
@@ -148,7 +149,7 @@ def quickstart(
         headline = _quickstart(root, base=base, max_steps=max_steps, backend=backend)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopped everything the quickstart started[/yellow]")
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED) from None
     console.print(f"[bold]done in {time.monotonic() - started:.0f} s[/bold]; the workspace stays at {root}",
                   highlight=False)
     if as_json:
@@ -164,7 +165,7 @@ def _quickstart(root: Path, *, base: Optional[str], max_steps: Optional[int], ba
     import training
 
     _step(1, f"init: a workspace from the bundled template in {root}")
-    with _reported():
+    with reported():
         datagen.init_workspace(root, template=QUICKSTART, force=True)
         ws = datagen.find_workspace(root)
     console.print(f"plan: {', '.join(c.name for c in datagen.plan(ws))}; "

@@ -24,14 +24,19 @@ def _workspace_head() -> Path:
 
 
 def _config(path: Path | None):
+    import tomllib
+
+    from datagen import setting_problems
+    from pydantic import ValidationError
     from router import load_config
 
     root = _workspace_root()
     source = path if path else (root / "engrain.toml" if root else None)
     try:
         cfg = load_config(source, state_dir=root / ".engrain" if root else None)
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(f"router config {source}: {_problems(exc)}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as exc:
+        problems = setting_problems(exc, "router") if isinstance(exc, ValidationError) else exc
+        raise typer.BadParameter(f"router config {source}: {problems}") from None
     if cfg.head is None and _workspace_head().exists():
         cfg.head = _workspace_head()
     return cfg
@@ -65,16 +70,6 @@ def _reply_check(cfg) -> "WorkspaceRules | None":
     if unknown:
         raise typer.BadParameter(f"cascade names rules the workspace does not have (or judge rules): {unknown}")
     return check
-
-
-def _problems(exc: Exception) -> str:
-    """A config error as one line per problem (`router.models.0.provider: Input should be ...`), not pydantic's
-    multi-line dump with its URLs."""
-    from pydantic import ValidationError
-
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'router'}: {e['msg']}" for e in exc.errors())
-    return str(exc)
 
 
 def _head_path(head: Path | None, cfg_path: Path | None = None) -> Path:

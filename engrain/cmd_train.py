@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,23 +9,9 @@ from typing import Optional
 
 import typer
 
-from engrain.cmd_dataset import WorkspaceOption
+from engrain.shared import INTERRUPTED, WorkspaceOption, open_workspace, reported
 
 models_app = typer.Typer(help="The training run registry.", invoke_without_command=True, no_args_is_help=False)
-
-
-def _workspace(path: Optional[Path]):
-    from datagen import DatagenError, find_workspace
-
-    try:
-        return find_workspace(path)
-    except DatagenError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--workspace") from None
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 def clock(seconds: float | None) -> str:
@@ -90,32 +75,25 @@ def train_cmd(
 
     if backend not in ("auto", "unsloth", "mlx", "hf", "hosted"):
         raise typer.BadParameter("choose auto, unsloth, mlx, hf or hosted", param_hint="--backend")
-    ws = _workspace(workspace)
-    if processes > 1:
-        args = ["train", "--backend", backend, "--workspace", str(ws.root)]
-        for flag, value in (("--base", base), ("--stage", stage), ("--max-steps", max_steps), ("--resume", resume)):
-            args += [flag, str(value)] if value is not None else []
-        try:
-            code = training.launch(ws, processes, backend, args + (["--include-pending"] if include_pending else []))
-        except ValueError as exc:
-            _fail(str(exc))
-        raise typer.Exit(code)
-    if not training.main_process():   # another rank of a multi-process run: rank 0 reports
-        try:
+    with reported():
+        ws = open_workspace(workspace)
+        if processes > 1:
+            args = ["train", "--backend", backend, "--workspace", str(ws.root)]
+            for flag, value in (("--base", base), ("--stage", stage), ("--max-steps", max_steps),
+                                ("--resume", resume)):
+                args += [flag, str(value)] if value is not None else []
+            raise typer.Exit(training.launch(ws, processes, backend,
+                                             args + (["--include-pending"] if include_pending else [])))
+        if not training.main_process():   # another rank of a multi-process run: rank 0 reports
             training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
                            include_pending=include_pending, run_id=resume)
-        except RuntimeError as exc:   # most often rank 0 stopped (and said why): the connection to it closed
-            reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0])   # gloo prefixes its source path
-            _fail(f"a training process stopped: {reason}")
-        return
+            return
     console = Console(stderr=True)
     training.interrupt_on_sigterm()
-    with progress_display(console) as show:
+    with progress_display(console) as show, reported():
         try:
             record = training.train(ws, backend=backend, base=base, stage=stage, max_steps=max_steps,
                                     include_pending=include_pending, run_id=resume, on_progress=show)
-        except (ValueError, RuntimeError, LookupError) as exc:
-            _fail(str(exc))
         except KeyboardInterrupt:
             _interrupted(ws, resume)
     for warning in record.warnings:
@@ -138,7 +116,7 @@ def _interrupted(ws, resume: Optional[str]) -> None:
     message = (f"run {stopped.id} {stopped.error}" if stopped
                else "interrupted before a run was recorded; nothing to resume")
     typer.secho(message, fg=typer.colors.YELLOW, err=True)
-    raise typer.Exit(130)
+    raise typer.Exit(INTERRUPTED)
 
 
 def package_cmd(
@@ -150,11 +128,9 @@ def package_cmd(
     """Merge, convert to GGUF, check, quantize, write the LoRA GGUF and a Modelfile, `ollama create`."""
     import training
 
-    ws = _workspace(workspace)
-    try:
-        record = training.package(ws, run, quant=quant, name=name, on_status=lambda m: typer.echo(f"- {m}", err=True))
-    except (ValueError, RuntimeError, LookupError) as exc:
-        _fail(str(exc))
+    with reported():
+        record = training.package(open_workspace(workspace), run, quant=quant, name=name,
+                                  on_status=lambda m: typer.echo(f"- {m}", err=True))
     for key in ("gguf", "lora_gguf", "modelfile"):
         typer.echo(f"{key}: {record.artifacts[key]}")
     typer.echo(f"ollama: {record.ollama_name or 'not created (no server answered)'}")
@@ -172,7 +148,8 @@ def models_cmd(
         return
     import training
 
-    runs = training.list_runs(_workspace(workspace))
+    with reported():
+        runs = training.list_runs(open_workspace(workspace))
     if as_json:
         # Through model_dump_json: a NaN loss becomes "NaN", so the output stays valid JSON.
         typer.echo(json.dumps([json.loads(r.model_dump_json()) for r in runs], indent=2))
@@ -195,10 +172,8 @@ def show_cmd(ctx: typer.Context, run: str = typer.Argument(..., help="run id"),
     """Everything recorded about one run, as JSON (config, stages, metrics, artifacts with paths)."""
     import training
 
-    try:
-        record = training.get_run(_workspace(workspace or ctx.obj), run)
-    except LookupError as exc:
-        _fail(str(exc))
+    with reported():
+        record = training.get_run(open_workspace(workspace or ctx.obj), run)
     typer.echo(record.model_dump_json(indent=2))
 
 

@@ -166,8 +166,7 @@ def train(ws: datagen.Workspace, args: TrainInput) -> TrainResult:
     try:
         run_id = training.start_training(ws, stage=args.stage or None, max_steps=args.max_steps or None,
                                          include_pending=args.include_pending)
-    except ValueError as exc:
-        # training reports a bad [training] config or an unknown stage as ValueError saying what to fix.
+    except training.TrainingError as exc:   # a bad [training] config or an unknown stage, saying what to fix
         raise ToolError(str(exc)) from exc
     return TrainResult(run_id=run_id)
 

@@ -16,14 +16,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from training.errors import BaseModelError
+
 BUNDLED = "smollm2"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                     "chat_template.json", "vocab.json", "merges.txt", "added_tokens.json")
-
-
-class BaseModelError(ValueError):
-    pass
 
 
 def resolve(spec: str, cache_dir: Path) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from training.chat import CHAT_TEMPLATE
+from training.errors import ConversionMismatch
 
 PROBES = (
     "def load_config(path):\n    return toml.load(open(path))",
@@ -22,10 +23,6 @@ GREEDY_TOKENS = 16
 # Logit gap under which two candidates count as a tie: f16 weights move logits by about 1e-3 relative, so a
 # near-tie may flip the argmax without the conversion being wrong.
 TIE_TOLERANCE = 0.05
-
-
-class ConversionMismatch(RuntimeError):
-    pass
 
 
 def metadata(gguf: Path, tokenizer) -> list[str]:

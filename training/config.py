@@ -5,11 +5,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from training.errors import TrainingConfigError
+
 Backend = Literal["auto", "unsloth", "mlx", "hf", "hosted"]
-
-
-class TrainingConfigError(ValueError):
-    pass
 
 
 class StageConfig(BaseModel):

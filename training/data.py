@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from training.chat import TRAIN_TEMPLATE, normalize
+from training.errors import NoTrainingData
 
 IGNORE = -100
-
-
-class NoTrainingData(ValueError):
-    pass
 
 
 def statuses(include_pending: bool) -> tuple[str, ...]:

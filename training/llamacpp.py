@@ -18,18 +18,12 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+from training.errors import ConversionFailed, ConverterMissing, TrainingConfigError
+
 DEFAULT_VERSION = "0.3.36"
 _MEMBERS = ("convert_hf_to_gguf.py", "convert_lora_to_gguf.py", "conversion/", "gguf-py/")
 QUANTS = {"q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
           "q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K", "q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
-
-
-class ConverterMissing(RuntimeError):
-    pass
-
-
-class ConversionFailed(RuntimeError):
-    pass
 
 
 def _version() -> str:
@@ -117,7 +111,7 @@ def quantize(src: Path, dst: Path, quant: str) -> Path:
     import llama_cpp
 
     if quant not in QUANTS:
-        raise ValueError(f"unknown quantization {quant!r}; choose one of {', '.join(QUANTS)}")
+        raise TrainingConfigError(f"unknown quantization {quant!r}; choose one of {', '.join(QUANTS)}")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, QUANTS[quant])
     params.nthread = max(1, len(os.sched_getaffinity(0)))

@@ -9,6 +9,7 @@ from pathlib import Path
 from training import registry
 from training.base import save_tokenizer
 from training.chat import CHAT_TEMPLATE
+from training.errors import TrainingError
 from training.registry import RunRecord
 
 
@@ -18,7 +19,7 @@ def merged_folder(ws, record: RunRecord) -> Path:
     if (out / "config.json").is_file():
         return out
     if record.state != "done" or "adapter" not in record.artifacts:
-        raise ValueError(f"run {record.id} has no finished local adapter to merge (state {record.state}, "
+        raise TrainingError(f"run {record.id} has no finished local adapter to merge (state {record.state}, "
                          f"backend {record.backend})")
     import torch
     from peft import PeftModel

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable
 
 from training.chat import OLLAMA_TEMPLATE, START, STOP
+from training.errors import OllamaUnavailable, TrainingError
 
 STOPS = (STOP, START)
 # Ollama's own default repeat_penalty, written out so the file says how eval decoded (router/providers/llamacpp.py)
@@ -28,10 +29,6 @@ def render(gguf_name: str, *, system: str | None, adapter_note: tuple[str, str] 
     return "\n".join(lines)
 
 
-class OllamaUnavailable(RuntimeError):
-    pass
-
-
 def create(name: str, gguf: Path, *, system: str | None, host: str | None = None,
            on_status: Callable[[str], None] | None = None) -> str:
     """Upload `gguf` as a blob and create `name` from it; returns the model name Ollama reports."""
@@ -51,5 +48,5 @@ def create(name: str, gguf: Path, *, system: str | None, host: str | None = None
             on_status(progress.status)
     shown = client.show(name)
     if shown.template != OLLAMA_TEMPLATE:
-        raise RuntimeError(f"Ollama created {name} but reports a different template; check the server version")
+        raise TrainingError(f"Ollama created {name} but reports a different template; check the server version")
     return name if ":" in name else f"{name}:latest"

@@ -8,6 +8,7 @@ from typing import Callable
 
 from training import checks, llamacpp, merge, modelfile, registry
 from training.config import TrainingConfig
+from training.errors import TrainingConfigError, TrainingError
 from training.registry import RunRecord
 
 
@@ -16,12 +17,12 @@ def package(ws, run_id: str, *, quant: str | None = None, name: str | None = Non
     say = on_status or (lambda _msg: None)
     record = registry.get_run(ws, run_id)
     if record.backend == "hosted":
-        raise ValueError(f"run {run_id} was trained by the hosted API: its model {record.hosted_model!r} lives at "
+        raise TrainingError(f"run {run_id} was trained by the hosted API: its model {record.hosted_model!r} lives at "
                          "the provider, there is nothing to package locally")
     cfg = TrainingConfig.model_validate(record.config)
     quant = (quant or cfg.quant).lower()
     if quant not in llamacpp.QUANTS:
-        raise ValueError(f"unknown quantization {quant!r}; choose one of {', '.join(llamacpp.QUANTS)}")
+        raise TrainingConfigError(f"unknown quantization {quant!r}; choose one of {', '.join(llamacpp.QUANTS)}")
     out = registry.run_dir(ws, run_id) / "package"
     out.mkdir(parents=True, exist_ok=True)
     say("merging the adapter into the base model")

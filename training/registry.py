@@ -11,15 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from training.errors import RunNotFound
+
 # A NaN or infinite loss is a result to report, not a reason the registry stops reading: written as "NaN" strings
 # (JSON has no NaN; pydantic's default null would not read back as a float), read back as floats.
 _NUMBERS = ConfigDict(ser_json_inf_nan="strings")
 
 State = Literal["queued", "running", "done", "failed"]
-
-
-class RunNotFound(LookupError):
-    pass
 
 
 class StageResult(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Callable
@@ -13,6 +14,7 @@ from training import base as base_models
 from training import data, distributed, heldout, registry, report
 from training.backends.job import StageJob, StageOutput
 from training.config import StageConfig, TrainingConfig, load_config
+from training.errors import RunFailed, TrainingConfigError, TrainingError
 from training.registry import RunRecord, RunStatus, StageResult
 
 OnProgress = Callable[[RunStatus], None]
@@ -37,10 +39,14 @@ def train(ws, *, backend: str = "auto", base: str | None = None, stage: str | No
 def _follow(ws) -> RunRecord:
     from training.backends.hf import train_stage
 
-    job = distributed.share()
-    while isinstance(job, StageJob):
-        train_stage(job)
+    try:
         job = distributed.share()
+        while isinstance(job, StageJob):
+            train_stage(job)
+            job = distributed.share()
+    except RuntimeError as exc:   # most often rank 0 stopped (and said why): the connection to it closed
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).splitlines()[0])   # gloo prefixes its source path
+        raise RunFailed(f"a training process stopped: {reason}") from exc
     distributed.finish()
     return registry.get_run(ws, job)
 
@@ -64,7 +70,9 @@ def _lead(ws, *, backend: str, base: str | None, stage: str | None, max_steps: i
         record.state, record.error = "failed", _failure(exc, record.id, status)
         registry.save(ws, record)
         registry.write_status(ws, status.model_copy(update={"state": "failed", "error": record.error}))
-        raise
+        if isinstance(exc, (TrainingError, OSError)) or not isinstance(exc, Exception):
+            raise
+        raise RunFailed(f"run {record.id} failed: {record.error}") from exc   # a library's error, e.g. torch's
     return record
 
 
@@ -98,7 +106,7 @@ def create(ws, *, backend: str, base: str | None, stage: str | None, max_steps: 
         stages = [s for s in stages if s.name == stage]
         if not stages:
             names = ", ".join(s.name for s in cfg.stages) or "none configured"
-            raise ValueError(f"no stage {stage!r} in [[training.stages]] ({names})")
+            raise TrainingConfigError(f"no stage {stage!r} in [[training.stages]] ({names})")
     if max_steps is not None:
         stages = [s.model_copy(update={"max_steps": max_steps}) for s in stages]
     chosen = backend if backend != "auto" else cfg.backend
@@ -128,10 +136,10 @@ def main_process() -> bool:
 
 def _check_processes(backend: str, cfg: TrainingConfig, processes: int) -> None:
     if backend not in ("auto", "hf"):
-        raise ValueError(f"multi-process training runs the hf backend (torch.distributed), not {backend!r}; "
+        raise TrainingConfigError(f"multi-process training runs the hf backend (torch.distributed), not {backend!r}; "
                          "use --backend hf or one process")
     if cfg.batch_size < processes:
-        raise ValueError(f"batch_size {cfg.batch_size} is smaller than {processes} processes: each process "
+        raise TrainingConfigError(f"batch_size {cfg.batch_size} is smaller than {processes} processes: each process "
                          "trains on its share of every batch; raise [training] batch_size or use fewer processes")
 
 
@@ -239,7 +247,7 @@ def _train_stage(backend: str, job: StageJob, on_step, record: RunRecord) -> Sta
 
     if distributed.world().size > 1:
         if backend != "hf":
-            raise ValueError(f"multi-process training runs the hf backend, and run {record.id} uses {backend}")
+            raise TrainingConfigError(f"multi-process training runs the hf backend, and run {record.id} uses {backend}")
         # The other ranks train the same stage; a retry on one rank alone would leave them waiting.
         return train_stage(distributed.share(job), on_step)
     while True:

@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from training.data import read_jsonl
+from training.errors import HostedJobFailed
 
 _FINISHED = ("succeeded", "failed", "cancelled")
-
-
-class HostedJobFailed(RuntimeError):
-    pass
 
 
 def fine_tune(data_dir: Path, *, model: str, suffix: str, seed: int, epochs: float | None,

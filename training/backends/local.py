@@ -4,6 +4,7 @@ from __future__ import annotations
 from training import distributed, loop
 from training.backends.job import StageJob, StageOutput
 from training.data import pack, read_jsonl, tokenize
+from training.errors import NoTrainingData, TrainingError
 
 
 def lora_config(job: StageJob):
@@ -23,7 +24,7 @@ def load_init_adapter(model, job: StageJob) -> None:
         weights = load_file(str(job.init_adapter / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(model, weights)
         if getattr(result, "unexpected_keys", None):
-            raise ValueError(f"adapter {job.init_adapter} does not fit this model: {result.unexpected_keys[:3]}")
+            raise TrainingError(f"adapter {job.init_adapter} does not fit this model: {result.unexpected_keys[:3]}")
 
 
 def train(model, tokenizer, job: StageJob, *, device: str, on_step: loop.Progress | None) -> StageOutput:
@@ -31,7 +32,7 @@ def train(model, tokenizer, job: StageJob, *, device: str, on_step: loop.Progres
     records = read_jsonl(job.data_dir / "train.jsonl")
     rows, warnings = tokenize(tokenizer, records, max_seq_len=c.max_seq_len, assistant_only=c.assistant_only_loss)
     if not rows:
-        raise ValueError(f"stage {job.name}: none of the {len(records)} examples has assistant tokens to train on")
+        raise NoTrainingData(f"stage {job.name}: none of the {len(records)} examples has assistant tokens to train on")
     if c.packing:
         rows = pack(rows, c.max_seq_len)
     total = job.max_steps or loop.steps_for(len(rows), job.batch_size, job.grad_accum, job.epochs)

@@ -15,6 +15,7 @@ from pathlib import Path
 from training import loop
 from training.backends.job import StageJob, StageOutput
 from training.data import read_jsonl
+from training.errors import RunFailed, TrainingError
 
 _MODULE_PATHS = {"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
                  "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
@@ -25,7 +26,7 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
     try:
         import mlx_lm  # noqa: F401  (only to fail early with a clear message)
     except ImportError as exc:
-        raise RuntimeError(f"the mlx backend needs mlx-lm: pip install 'engrain[mlx]' ({exc})") from exc
+        raise TrainingError(f"the mlx backend needs mlx-lm: pip install 'engrain[mlx]' ({exc})") from exc
     c = job.config
     train_rows = read_jsonl(job.data_dir / "train.jsonl")
     valid = job.data_dir / "valid.jsonl"
@@ -73,7 +74,7 @@ def _run(cmd: list[str], log: Path, offset: int, total: int, on_step) -> tuple[l
                     on_step(offset + int(info["iteration"]), total, losses[-1], tps)
     if proc.returncode:
         tail = "".join(log.read_text(encoding="utf-8").splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"mlx-lm training failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
+        raise RunFailed(f"mlx-lm training failed (exit {proc.returncode}); last lines of {log}:\n{tail}")
     return losses, tps
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from training import loop
 from training.backends import local
 from training.backends.job import StageJob, StageOutput
+from training.errors import TrainingError
 
 
 def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOutput:
     try:
         from unsloth import FastLanguageModel  # must be imported before transformers/peft touch the model
     except ImportError as exc:
-        raise RuntimeError(f"the unsloth backend needs Unsloth: pip install 'engrain[unsloth]' ({exc})") from exc
+        raise TrainingError(f"the unsloth backend needs Unsloth: pip install 'engrain[unsloth]' ({exc})") from exc
     import torch
 
     loop.set_threads()
