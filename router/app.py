@@ -3,9 +3,7 @@ share config, engine, metrics, scorer, decision log and the cascade's reply chec
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import os
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -354,9 +352,3 @@ def create_app(config: RouterConfig | dict | str | None = None, *, api_key: str 
         app.add_exception_handler(error, _refused)
     app.include_router(routes)
     return app
-
-
-def app_from_env() -> FastAPI:
-    """uvicorn factory for `engrain serve --workers N`: config and key come from the environment."""
-    raw = os.environ.get("ENGRAIN_ROUTER_CONFIG_JSON")
-    return create_app(json.loads(raw) if raw else None, api_key=os.environ.get("ENGRAIN_API_KEY") or None)

@@ -1,4 +1,5 @@
-"""How the router listens: uvicorn with a bound on each request's head and on concurrent connections.
+"""How the router listens (`serve`: one process or several workers): uvicorn with a bound on each request's head
+and on concurrent connections.
 
 uvicorn's httptools protocol buffers a request line and headers of any size before the app (and so the API-key
 check) sees them: eight unauthenticated 100 MB headers took a router from 155 to 833 MiB. Here the head is
@@ -14,9 +15,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from router import fleet
+from router.app import create_app
 from router.cascade import ReplyCheck
 from router.config import RouterConfig
 from router.decisions import default_path
@@ -79,10 +83,6 @@ def serve(cfg: RouterConfig, *, host: str, port: int, workers: int = 1, api_key:
     """Serve the router until interrupted (`engrain serve`). Several workers (the cascade runs in one) share
     cooldowns through the router's SQLite file (the decision log's, else one in a scratch folder) and answer
     /metrics for the whole server (router/fleet.py)."""
-    import uvicorn
-
-    from router.app import create_app
-
     options = {"host": host, "port": port, "log_level": "warning", **uvicorn_options(cfg)}
     if workers == 1:
         return uvicorn.run(create_app(cfg, api_key=api_key, reply_check=reply_check), **options)
@@ -94,4 +94,10 @@ def serve(cfg: RouterConfig, *, host: str, port: int, workers: int = 1, api_key:
             update={"cooldown_db": cfg.cooldown_db or shared}).model_dump_json()
         if api_key:
             os.environ["ENGRAIN_API_KEY"] = api_key
-        uvicorn.run("router.app:app_from_env", factory=True, workers=workers, **options)
+        uvicorn.run("router.listen:app_from_env", factory=True, workers=workers, **options)
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for each worker of `serve`: config and key come from the environment."""
+    raw = os.environ.get("ENGRAIN_ROUTER_CONFIG_JSON")
+    return create_app(json.loads(raw) if raw else None, api_key=os.environ.get("ENGRAIN_API_KEY") or None)
