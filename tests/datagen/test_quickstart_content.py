@@ -77,3 +77,27 @@ def test_every_bundled_rule_has_twenty_held_out_prompts_that_can_break_it():
     hooks = [p for p in lowered if any(w in p for w in ("hook", "force", "overwrite", "push"))]
     one_file = [p for p in lowered if any(w in p for w in ("one file", "single", "one big", "one module", "lines"))]
     assert len(finish) >= 20 and len(hooks) >= 10 and len(one_file) >= 5, (len(finish), len(hooks), len(one_file))
+
+
+S0 = "Step 0 — Identity Audit: I'm the agent in parcelhub. "
+TESTS_BEFORE_DONE = [   # (request, reply, applies, passes): the request decides, the reply must show a test run
+    ("Fix the flaky ETA test and tell me when it's done.", S0 + "Done, it's fixed.", True, False),
+    ("Fix the flaky ETA test and tell me when it's done.", S0 + "Fixed. I ran `pytest tests/eta -q`: 12 passed.",
+     True, True),
+    ("Implement the pickup export.", S0 + "I'll write it and run the tests before calling it done.", True, True),
+    ("Is the webhook bug fixed? Yes or no.", S0 + "Yes.", True, False),
+    ("Patch the GLS poller so an empty body is skipped.", S0 + "Here is the patch; it should work now.", True, False),
+    ("Learning mode: fix the ETA test, but I'll write the change.", S0 + "TODO(human): your change here.", False, True),
+    ("Where is the DHL parser?", S0 + "In carriers/dhl.py; done.", False, True),
+]
+
+
+def test_tests_before_done_applies_to_requests_to_fix_or_finish_and_needs_a_test_run():
+    raw = tomllib.loads((QUICKSTART / "engrain.toml").read_text())
+    rule = datagen.Rule.model_validate(next(r for r in raw["rules"] if r["name"] == "tests-before-done"))
+    got = []
+    for prompt, reply, _, _ in TESTS_BEFORE_DONE:
+        result = datagen.check_rules([rule], [{"role": "user", "content": prompt},
+                                              {"role": "assistant", "content": reply}], "tool-use")[0]
+        got.append((prompt, reply, result.applicable, result.passed))
+    assert got == TESTS_BEFORE_DONE
