@@ -19,6 +19,7 @@ the values) but never matches.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
@@ -133,8 +134,24 @@ def seeded_postgres(sqlite_root: Path, url: str, work: Path) -> Path:
     return root
 
 
-def measure(root: Path, args) -> dict:
-    """Batched throughput, then single-submit latencies, on one workspace (same examples for every backend)."""
+@contextlib.contextmanager
+def precision(mode: str):
+    """Submit's embedding precision for this block: "fp32" (the previous path, the anchor) or "auto"."""
+    previous = os.environ.pop(dedup.PRECISION_ENV, None)
+    if mode == "fp32":
+        os.environ[dedup.PRECISION_ENV] = "fp32"
+    try:
+        yield
+    finally:
+        os.environ.pop(dedup.PRECISION_ENV, None)
+        if previous is not None:
+            os.environ[dedup.PRECISION_ENV] = previous
+
+
+def measure(root: Path, args, modes: list[str]) -> dict[str, dict]:
+    """Batched throughput, then single-submit latencies, on one workspace, per precision mode: the modes take
+    turns batch by batch (and submit by submit), so a change in the machine's load hits each alike. Every backend
+    gets the same examples."""
     ws = datagen.find_workspace(root)
     stored = datagen.list_examples(ws, limit=1).total
     started = time.perf_counter()
@@ -146,27 +163,32 @@ def measure(root: Path, args) -> dict:
     dedup._embed_cache.clear()  # the other backend's run must not find these embeddings already computed
 
     fresh = iter(range(1, SEED_BASE))
-    accepted = total = 0
-    started = time.perf_counter()
-    for _ in range(args.batches):
-        verdicts = datagen.submit(ws, [synthetic(next(fresh)) for _ in range(args.batch_size)])
-        accepted += sum(v.accepted for v in verdicts)
-        total += len(verdicts)
-    throughput = total / (time.perf_counter() - started)
-
-    latencies = []
-    for _ in range(args.singles):
-        record = synthetic(next(fresh))
-        started = time.perf_counter()
-        [verdict] = datagen.submit(ws, [record])
-        latencies.append((time.perf_counter() - started) * 1000)
-        accepted += verdict.accepted
-        total += 1
-    latencies.sort()
+    runs = {mode: {"seconds": 0.0, "latencies": [], "accepted": 0, "total": 0} for mode in modes}
+    for size, rounds in ((args.batch_size, args.batches), (1, args.singles)):
+        for _ in range(rounds):
+            for mode in modes:
+                records = [synthetic(next(fresh)) for _ in range(size)]
+                with precision(mode):
+                    started = time.perf_counter()
+                    verdicts = datagen.submit(ws, records)
+                    seconds = time.perf_counter() - started
+                run = runs[mode]
+                if size == 1:
+                    run["latencies"].append(seconds * 1000)
+                else:
+                    run["seconds"] += seconds
+                run["accepted"] += sum(v.accepted for v in verdicts)
+                run["total"] += len(verdicts)
     dedup._embed_cache.clear()
-    return {"stored": stored, "throughput": throughput,
+    return {mode: _summary(run, args, stored=stored, model_s=model_s, catch_up_s=catch_up_s)
+            for mode, run in runs.items()}
+
+
+def _summary(run: dict, args, **extra) -> dict:
+    latencies = sorted(run["latencies"]) or [float("nan")]
+    return {"throughput": args.batches * args.batch_size / run["seconds"] if run["seconds"] else float("nan"),
             "p50": statistics.median(latencies), "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-            "model_s": model_s, "catch_up_s": catch_up_s, "accepted": accepted, "total": total}
+            "accepted": run["accepted"], "total": run["total"], **extra}
 
 
 def main() -> None:
@@ -177,9 +199,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--singles", type=int, default=200)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--precisions", default="fp32,auto",
+                        help="embedding precisions to measure, taking turns: fp32 (the anchor), auto (bf16 where "
+                             "the CPU has it, near-threshold cosines redone in fp32)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    parser.add_argument("--check-precision", type=int, metavar="TASKS",
+                        help="instead: compare bf16 and fp32 verdicts on TASKS tasks, each reworded 3 ways")
     args = parser.parse_args()
-    backends = args.backends.split(",")
+    if args.check_precision:
+        from bench import datagen_precision
+
+        datagen_precision.check(args.check_precision)
+        return
+    backends, modes = args.backends.split(","), args.precisions.split(",")
 
     work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
     server = None
@@ -193,32 +225,39 @@ def main() -> None:
                 server = postgres_server.start()
                 url = server.create_database("bench")
             roots["postgresql"] = seeded_postgres(roots["sqlite"], url, work)
-        results = {name: measure(roots[name], args) for name in backends}
+        load_before = os.getloadavg()[0]
+        results = {name: measure(roots[name], args, modes) for name in backends}
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report(results, args)
+    report(results, args, load_before)
 
 
-def report(results: dict[str, dict], args) -> None:
-    first = next(iter(results.values()))
+def report(results: dict[str, dict[str, dict]], args, load_before: float) -> None:
+    first = next(iter(next(iter(results.values())).values()))
     print(f"\ndatagen submit with {first['stored']:,} examples stored ({args.seed_embeddings} seed embeddings); "
-          f"validate + exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    for name, r in results.items():
+          f"validate + exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after; auto = {dedup.fast_precision('bundled')} here")
+    for name, modes in results.items():
+        r = next(iter(modes.values()))
         print(f"({name}: model load {r['model_s']:.1f} s, index catch-up over stored rows {r['catch_up_s']:.1f} s, "
-              f"{r['accepted']}/{r['total']} measured submits accepted)")
+              + ", ".join(f"{m}: {v['accepted']}/{v['total']} accepted" for m, v in modes.items()) + ")")
     rows = [("batched throughput (ex/s)", "throughput", "{:.0f}", f">= {GOAL_THROUGHPUT:.0f}",
              lambda v: v >= GOAL_THROUGHPUT),
             ("single submit p50 (ms)", "p50", "{:.1f}", "", None),
             ("single submit p99 (ms)", "p99", "{:.1f}", f"<= {GOAL_P99_MS:.0f}", lambda v: v <= GOAL_P99_MS)]
-    names = list(results)
-    print(f"\n{'metric':<28}" + "".join(f"{n:>12}" for n in names) + f"{'goal':>10}  result")
+    columns = [(name, mode) for name, modes in results.items() for mode in modes]
+    print(f"\n{'metric':<28}" + "".join(f"{f'{n} {m}':>18}" for n, m in columns) + f"{'goal':>10}  result")
     for label, key, fmt, goal, ok in rows:
-        values = [results[n][key] for n in names]
+        values = [results[n][m][key] for n, m in columns]
         verdict = "" if ok is None else " / ".join("meets" if ok(v) else "MISSES" for v in values)
-        print(f"{label:<28}" + "".join(f"{fmt.format(v):>12}" for v in values) + f"{goal:>10}  {verdict}")
+        print(f"{label:<28}" + "".join(f"{fmt.format(v):>18}" for v in values) + f"{goal:>10}  {verdict}")
+    for name, modes in results.items():
+        if "fp32" in modes and len(modes) > 1:
+            print(f"{name}: batched throughput " + ", ".join(
+                f"{m} / fp32 = {v['throughput'] / modes['fp32']['throughput']:.2f}x" for m, v in modes.items()
+                if m != "fp32"))
 
 
 if __name__ == "__main__":
