@@ -30,6 +30,9 @@ PRECISION_ENV = "ENGRAIN_EMBED_PRECISION"
 # A bound on |bf16 vector - fp32 vector| for the bundled MiniLM (unit vectors): the largest seen was 0.0073 over
 # 1,081 texts (bench/datagen.py --check-precision prints it); the margin is what keeps verdicts exact.
 EMBED_ERROR = 0.02
+# A bound on |bfloat16 dot product - fp32 one| for unit vectors: each factor rounds by at most 2^-8 of itself and
+# the result once more (2 * 2^-8 + 2^-8 < 0.012).
+SEARCH_ERROR = 0.015
 _WORDS = re.compile(r"\w+")
 _TEMPLATE = MinHash(num_perm=NUM_PERM, seed=1, scheme=SCHEME)
 
@@ -143,11 +146,11 @@ def search(conn, index: Index, vectors: np.ndarray, texts: list[str],
     """(the vectors to judge and store, each one's closest indexed row) for a batch of `texts` embedded at any
     precision: one matrix product over every indexed vector, and a second only when some were redone in fp32.
     Settling runs whatever this process's precision: stored rows may come from bf16 (another machine's, too)."""
-    cosine = index.cosines(vectors)
+    cosine = index.approximate_cosines(vectors)
     vectors, redone = settle_near_threshold(conn, index, vectors, cosine, texts, model_name)
     if redone:
-        cosine = index.cosines(vectors)
-    return vectors, index.closest(cosine)
+        cosine = index.approximate_cosines(vectors)
+    return vectors, index.closest(vectors, cosine)
 
 
 def settle_near_threshold(conn, index: Index, vectors: np.ndarray, cosine: np.ndarray, texts: list[str],
@@ -157,9 +160,10 @@ def settle_near_threshold(conn, index: Index, vectors: np.ndarray, cosine: np.nd
     candidate whose cosines with every indexed row and every other candidate (`texts`, in batch order) are below
     threshold - 2 * EMBED_ERROR is no near-duplicate either way. The others, and every indexed row within that
     margin of one, are embedded again in fp32 from their text; the index keeps those rows' fp32 vectors.
-    `cosine` is index.cosines(vectors). Returns (vectors to judge and store, whether any were redone)."""
+    `cosine` is index.approximate_cosines(vectors), hence SEARCH_ERROR more margin for the indexed rows.
+    Returns (vectors to judge and store, whether any were redone)."""
     floor = index.semantic_threshold - 2 * EMBED_ERROR
-    close = cosine >= floor
+    close = cosine >= floor - SEARCH_ERROR
     between = vectors @ vectors.T
     np.fill_diagonal(between, -np.inf)
     uncertain = np.flatnonzero(close.any(axis=1) | (between >= floor).any(axis=1))
@@ -172,7 +176,7 @@ def settle_near_threshold(conn, index: Index, vectors: np.ndarray, cosine: np.nd
     vectors = vectors.copy()
     vectors[uncertain] = exact[:len(uncertain)]
     if rows:
-        index.vectors[rows] = exact[len(uncertain):]
+        index.set_vectors(rows, exact[len(uncertain):])
     return vectors, True
 
 
@@ -197,6 +201,8 @@ class Index:
     row_of: dict[str, int] = field(default_factory=dict)
     signatures: np.ndarray | None = None  # rows [0, len(ids)) are filled; the rest is spare capacity
     vectors: np.ndarray | None = None
+    low: object = None  # a bfloat16 torch copy of `vectors` for the first pass of a search (approximate_cosines)
+    low_rows: int = 0   # rows of `low` that mirror `vectors`
     lsh: MinHashLSH = None  # type: ignore[assignment]
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -236,18 +242,45 @@ class Index:
         self._append([example_id], signature.hashvalues[None, :].astype(np.uint64), vector[None, :])
         self.last_seq = max(self.last_seq, seq)
 
-    def cosines(self, vectors: np.ndarray) -> np.ndarray:
-        """Cosine of each vector (a row) with every indexed row (a column), in one matrix product."""
-        n = len(self.ids)
-        return vectors @ self.vectors[:n].T if n else np.zeros((len(vectors), 0), np.float32)
+    def set_vectors(self, rows: list[int], vectors: np.ndarray) -> None:
+        """Replace indexed rows' vectors (after an edit, or once redone in fp32), in both copies."""
+        self.vectors[rows] = vectors
+        mirrored = [i for i, row in enumerate(rows) if row < self.low_rows]
+        if mirrored:
+            import torch
 
-    @staticmethod
-    def closest(cosine: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-        """(rows indexed when `cosine` was computed, each vector's closest row, its cosine) from cosines()."""
-        if not cosine.shape[1]:
-            return 0, np.zeros(len(cosine), int), np.full(len(cosine), -np.inf, np.float32)
-        rows = cosine.argmax(axis=1)
-        return cosine.shape[1], rows, cosine[np.arange(len(cosine)), rows]
+            self.low[[rows[i] for i in mirrored]] = torch.from_numpy(vectors[mirrored]).bfloat16()
+
+    def approximate_cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine of each vector (a row) with every indexed row (a column), within SEARCH_ERROR: one bfloat16
+        matrix product, ~2x an fp32 one's speed here. closest() makes the values that matter exact."""
+        import torch
+
+        n = len(self.ids)
+        if not n:
+            return np.zeros((len(vectors), 0), np.float32)
+        if self.low is None or len(self.low) != len(self.vectors):
+            self.low, self.low_rows = torch.empty((len(self.vectors), self.vectors.shape[1]), dtype=torch.bfloat16), 0
+        if self.low_rows < n:
+            self.low[self.low_rows:n] = torch.from_numpy(self.vectors[self.low_rows:n]).bfloat16()
+            self.low_rows = n
+        return (torch.from_numpy(np.ascontiguousarray(vectors)).bfloat16() @ self.low[:n].T).float().numpy()
+
+    def closest(self, vectors: np.ndarray, approximate: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """(rows indexed when `approximate` = approximate_cosines(vectors) was computed, each vector's closest
+        row, its cosine), exact: the closest row is among those within 2 * SEARCH_ERROR of the approximate best,
+        and those are computed again in fp32."""
+        n = approximate.shape[1]
+        if not n:
+            return 0, np.zeros(len(vectors), int), np.full(len(vectors), -np.inf, np.float32)
+        best_rows = np.zeros(len(vectors), int)
+        best = np.zeros(len(vectors), np.float32)
+        floors = approximate.max(axis=1) - 2 * SEARCH_ERROR
+        for i, (vector, floor) in enumerate(zip(vectors, floors)):
+            rows = np.flatnonzero(approximate[i] >= floor)
+            exact = self.vectors[rows] @ vector
+            best_rows[i], best[i] = rows[exact.argmax()], exact.max()
+        return n, best_rows, best
 
     def lexical_duplicate(self, signature: MinHash) -> tuple[str, str] | None:
         """(reason, id of the indexed example) for a MinHash match over threshold."""

@@ -253,7 +253,7 @@ def _reindex(index: dedup.Index, example_id: str, signature, vector: np.ndarray)
     index.lsh.remove(example_id)
     index.lsh.insert(example_id, signature)
     index.signatures[row] = signature.hashvalues.astype(np.uint64)
-    index.vectors[row] = vector
+    index.set_vectors([row], vector[None, :])
 
 
 def example_revisions(ws, example_id: str) -> list[Revision]:
