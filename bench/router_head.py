@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/router_head.py [--data ../shared/data/routing] [--write]
 
-1. Feature choice by cross-set validation: each candidate set is fitted on MMLU and measured on arena-bench,
-   and fitted on arena-bench and measured on MMLU; the set with the best mean of both directions wins.
-2. The default head: that set, fitted on MMLU (+ the project's coding prompts at a small weight), never on
-   arena-bench. `--write` saves it to router/data/head.json.
+1. Recipe choice by cross-set validation: each candidate is fitted on MMLU and measured on arena-bench, fitted
+   on arena-bench and measured on MMLU, and measured on MMLU by domain folds; the best mean of the three wins,
+   among candidates that are not backwards on the project's coding prompts (APGR > 0.5, a head that never saw
+   them). Never selected on arena-bench alone.
+2. The default head: that recipe fitted on MMLU only (never arena-bench, never the coding prompts).
+   `--write` saves it to router/data/head.json.
 3. The table: arena-bench (the head as shipped), MMLU by domain-fold cross-validation (5 folds of whole
-   subjects: each prompt scored by a head that never saw its subject), the project's coding prompts by 5-fold
-   CV; bootstrap 95% intervals; random and RouteLLM's published figures (MT-Bench, GPT-4 vs Mixtral) as anchors.
+   subjects: each prompt scored by a head that never saw its subject), the project's coding prompts (the head
+   never saw them); bootstrap 95% intervals; random and RouteLLM's published figures (MT-Bench, GPT-4 vs
+   Mixtral) as anchors.
 """
 from __future__ import annotations
 
@@ -17,36 +20,56 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from router import evaluate, recipe  # noqa: E402
+from router import evaluate, recipe, scoring  # noqa: E402
 from router.head import save_head  # noqa: E402
-from router.scoring import head_scores  # noqa: E402
 
+LD = recipe.DEFAULT_FEATURES
+EMB = scoring.BUNDLED_EMBEDDER
+# name -> train() arguments
 CANDIDATES = {
-    "embedding only": [],
-    "embedding + length + digits": ["log_chars", "digit_share"],
-    "embedding + topic + length + digits": ["topic_math", "topic_code", "topic_extraction", "topic_reasoning",
-                                            "log_chars", "digit_share"],
-    "embedding + all cheap features": None,
+    "joint fit: embedding + length + digits": dict(feature_names=LD, blend=None),
+    "embedding only": dict(feature_names=[], blend=None),
+    "length + digits only": dict(feature_names=LD, embedding=None, blend=None),
+    "blend, length + digits weight 0.5": dict(feature_names=LD, blend=0.5),
+    "blend, length + digits weight 1": dict(feature_names=LD, blend=1.0),
+    "blend, length + digits weight 2": dict(feature_names=LD, blend=2.0),
+    "blend, length + digits weight 4": dict(feature_names=LD, blend=4.0),
 }
 ROUTELLM = "RouteLLM mf (published, MT-Bench)"
 
 
-def choose_features(mmlu, arena) -> list[str]:
-    from router import features
+def _inputs(kw: dict, x_all: np.ndarray) -> np.ndarray:
+    """The candidate's columns of the precomputed [embedding, length, digits] rows (embedding computed once)."""
+    names = list(kw["feature_names"])
+    width = x_all.shape[1] - len(LD)
+    emb = x_all[:, :width] if kw.get("embedding", EMB) else x_all[:, :0]
+    return np.hstack([emb, x_all[:, [width + LD.index(n) for n in names]]])
 
+
+def choose(sets: dict, x: dict) -> dict:
+    """sets/x: mmlu, arena, project -> labelled rows / their precomputed inputs."""
     best, best_name, best_mean = None, "", -1.0
-    print("cross-set validation (APGR): fit on one set, measure on the other")
-    for name, cols in CANDIDATES.items():
-        cols = features.NAMES if cols is None else cols
-        a = evaluate.evaluate(head_scores(recipe.train(mmlu, feature_names=cols), [r.prompt for r in arena]), arena)
-        m = evaluate.evaluate(head_scores(recipe.train(arena, feature_names=cols), [r.prompt for r in mmlu]), mmlu)
-        mean = (a.apgr + m.apgr) / 2
-        print(f"  {name:<40} MMLU->arena {a.apgr:.3f}   arena->MMLU {m.apgr:.3f}   mean {mean:.3f}", flush=True)
-        if mean > best_mean:
-            best, best_name, best_mean = cols, name, mean
+    print("cross-set validation (APGR): fit on one set, measure on the other; MMLU by domain folds")
+    for name, kw in CANDIDATES.items():
+        xs = {k: _inputs(kw, v) for k, v in x.items()}
+
+        def apgr(head, to):
+            return evaluate.evaluate(head.predict(xs[to]), sets[to]).apgr
+
+        head = recipe.train(sets["mmlu"], x=xs["mmlu"], **kw)
+        to_arena, to_project = apgr(head, "arena"), apgr(head, "project")
+        to_mmlu = apgr(recipe.train(sets["arena"], x=xs["arena"], **kw), "mmlu")
+        folds = evaluate.evaluate(recipe.cross_validated_scores(sets["mmlu"], x=xs["mmlu"], **kw), sets["mmlu"]).apgr
+        mean = (to_arena + to_mmlu + folds) / 3
+        print(f"  {name:<36} MMLU->arena {to_arena:.3f}  arena->MMLU {to_mmlu:.3f}  MMLU folds {folds:.3f}  "
+              f"mean {mean:.3f}  | coding prompts {to_project:.3f}", flush=True)
+        if to_project > 0.5 and mean > best_mean:
+            best, best_name, best_mean = kw, name, mean
     print(f"chosen: {best_name}")
     return best
 
@@ -61,26 +84,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "routing")
     ap.add_argument("--write", action="store_true", help="save the head to router/data/head.json")
-    ap.add_argument("--features", help="comma-separated feature names: skip the cross-set selection")
+    ap.add_argument("--default", action="store_true", help="skip the selection: the shipped recipe")
     args = ap.parse_args()
     t0 = time.time()
-    mmlu = evaluate.load_labels(args.data / "mmlu")
-    arena = evaluate.load_labels(args.data / "arena-bench")
-    project = evaluate.load_labels(ROOT / "router" / "data" / "labels.jsonl")
-    cols = args.features.split(",") if args.features is not None else choose_features(mmlu, arena)
-    head = recipe.train(mmlu, extra=project, feature_names=cols,
-                        trained_on="MMLU (RouteLLM: Mixtral weak, GPT-4 strong) + router/data/labels.jsonl at "
-                                   f"{recipe.EXTRA_SHARE:.0%} weight; features by cross-set validation")
+    sets = {"mmlu": evaluate.load_labels(args.data / "mmlu"), "arena": evaluate.load_labels(args.data / "arena-bench"),
+            "project": evaluate.load_labels(ROOT / "router" / "data" / "labels.jsonl")}
+    x = {k: scoring.rows([r.prompt for r in v], feature_names=LD) for k, v in sets.items()}
+    kw = dict(feature_names=LD, blend=recipe.BLEND) if args.default else choose(sets, x)
+    xs = {k: _inputs(kw, v) for k, v in x.items()}
+    head = recipe.train(sets["mmlu"], x=xs["mmlu"], trained_on="MMLU (RouteLLM: Mixtral weak, GPT-4 strong); "
+                        "recipe by cross-set validation (bench/router_head.py)", **kw)
     if args.write:
         print(f"wrote {save_head(head, ROOT / 'router' / 'data' / 'head.json')}")
     print("\n| set (method) | prompts | CPT(50%) | CPT(80%) | APGR |\n|---|---|---|---|---|")
-    print(row("arena-bench (default head, never saw arena)", head_scores(head, [r.prompt for r in arena]), arena))
-    mmlu_cv = recipe.cross_validated_scores(mmlu, extra=project, feature_names=cols)
-    print(row("MMLU (domain-fold CV, 5 folds of subjects)", mmlu_cv, mmlu))
-    # the same recipe with the roles swapped: folds over the project prompts, MMLU always in at 90% weight
-    project_cv = recipe.cross_validated_scores(project, extra=mmlu, extra_share=1 - recipe.EXTRA_SHARE,
-                                               feature_names=cols)
-    print(row("project coding prompts (5-fold CV, with MMLU)", project_cv, project))
+    print(row("arena-bench (default head, never saw arena)", head.predict(xs["arena"]), sets["arena"]))
+    print(row("MMLU (domain-fold CV, 5 folds of subjects)",
+              recipe.cross_validated_scores(sets["mmlu"], x=xs["mmlu"], **kw), sets["mmlu"]))
+    print(row("project coding prompts (default head, never saw them)", head.predict(xs["project"]), sets["project"]))
     print("| random (expected) | | 50.0% | 80.0% | 0.500 |")
     print(f"| {ROUTELLM} | 80 | 13.4% | | 0.800 |")
     print(f"\n({time.time() - t0:.0f} s)")

@@ -221,8 +221,8 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), pr
     path = _head_path(head)
     h = load_head(path)
     prompts = [d.prompt for d in data]
-    scores = cross_validated_scores(data, k=cv, feature_names=h.features, embedding=h.embedding_model) \
-        if cv > 1 else head_scores(h, prompts)
+    scores = cross_validated_scores(data, k=cv, feature_names=h.features, embedding=h.embedding_model,
+                                    blend=h.blend) if cv > 1 else head_scores(h, prompts)
     r = evaluate_scores(scores, data)
     ci = bootstrap(scores, data, samples=samples)
     how = f"{cv}-fold cross-validation of head {path.name}'s recipe" if cv > 1 else f"head {path.name}"
@@ -284,15 +284,31 @@ def _local_model(cfg, name: Optional[str]):
     return model
 
 
+def _task_judge(cfg, name: str):
+    """(criterion, prompt, reply) -> passed, graded by the router deployment `name` (training's judge: same
+    prompt and verdict cache as eval's judge rules)."""
+    import training
+
+    try:
+        judge = training.router_judge(training.find_deployment(cfg, name),
+                                      cfg.state_db.parent / "judge-cache.jsonl" if cfg.state_db else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--judge") from None
+    return lambda criterion, prompt, reply: judge.grade(criterion, prompt, reply)[0]
+
+
 @router_app.command()
 def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run id (or eval.json) of a behaviour "
                                                   "eval: rule-breaking fine-tuned answers mean 'needs strong'"),
-          tasks: Optional[Path] = typer.Option(None, "--tasks", help="JSONL {prompt, answer | tests}: the local "
-                                               "model answers each, graded by exact answer or by running the tests"),
+          tasks: Optional[Path] = typer.Option(None, "--tasks", help="JSONL {prompt, answer | tests | judge}: the "
+                                               "local model answers each, graded by exact answer, by running the "
+                                               "tests, or by the --judge model against the criterion"),
           from_feedback: bool = typer.Option(False, "--from-feedback", help="Good/bad verdicts sent to "
                                              "POST /v1/feedback about local answers"),
           model: Optional[str] = typer.Option(None, "--model", help="Local model for --tasks (default: the weak "
                                               "tier's first)"),
+          judge: Optional[str] = typer.Option(None, "--judge", help="Router deployment (a [[models]] name) that "
+                                              "grades --tasks lines with a `judge` criterion"),
           timeout: float = typer.Option(10.0, "--timeout", help="Seconds each task's tests may run"),
           max_tokens: int = typer.Option(512, "--max-tokens", help="Answer length for --tasks"),
           config: Optional[Path] = typer.Option(None, "--config", help="Router config (models, tiers)"),
@@ -316,7 +332,8 @@ def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run
             source = tasks
             local = _local_model(cfg, model)
             typer.echo(f"grading {local.name} on {tasks} ...", err=True)
-            records = label_tasks(load_tasks(tasks), local, max_tokens=max_tokens, timeout=timeout)
+            records = label_tasks(load_tasks(tasks), local, max_tokens=max_tokens, timeout=timeout,
+                                  judge=_task_judge(cfg, judge) if judge else None)
         else:
             source = cfg.state_db
             if source is None or not source.exists():

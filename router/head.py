@@ -23,6 +23,7 @@ class Head(BaseModel):
     bias: float
     threshold: float = 0.5           # score >= threshold -> strong tier (set by calibrate)
     l2: float = 1.0
+    blend: float | None = None       # built by recipe.train(blend=...): the cheap block's weight (CV refits the same)
     priors: dict[str, float] = {}    # topic -> logit offset learned from outcomes (router/learn.py)
     trained_on: str = ""
     n: int = 0
@@ -108,7 +109,7 @@ def _fit(x: np.ndarray, y: np.ndarray, *, embedding_model: str | None, feature_n
     if sample_weight is not None:
         w8 = w8 * np.asarray(sample_weight, np.float64)
     folds = folds_of(len(y), groups, seed=seed)
-    best = min(l2_grid, key=lambda l2: _cv_loss(xs, y, w8, folds, l2))
+    best = l2_grid[0] if len(l2_grid) == 1 else min(l2_grid, key=lambda l2: _cv_loss(xs, y, w8, folds, l2))
     w, b = _newton(xs, y, best, w8)
     return Head(embedding_model=embedding_model, features=feature_names, mean=mean.tolist(), std=std.tolist(),
                 weights=w.tolist(), bias=b, l2=best, trained_on=trained_on, n=len(y), positives=int(y.sum()))

@@ -4,7 +4,8 @@ calibrate a head (embedding head + per-topic priors) and measure it against the 
 Outcomes arrive as plain `Labelled` records (the CLI reads eval runs and the feedback table and hands them
 over): `weak` is 1.0 when the local answer was good, `strong` is taken as 1.0 (the strong model is the
 fallback that is assumed to cope). Task files are graded here: the local model answers through the
-router's providers, and each answer is checked against a reference answer or unit tests run in a subprocess.
+router's providers, and each answer is checked against a reference answer, unit tests run in a subprocess, or
+a criterion a judge model grades (the caller hands in the judge: the router knows nothing of rules).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from router.providers import chat
 from router.scoring import head_rows, head_scores
 
 MIN_PROMPTS = 10            # fewer outcomes than this refit nothing: only the per-topic priors move
+JudgeFn = Callable[[str, str, str], bool]   # (criterion, prompt, reply) -> the reply meets the criterion
 
 
 class Task(BaseModel):
@@ -37,14 +39,17 @@ class Task(BaseModel):
     prompt: str
     answer: str | None = None        # expected answer: the reply's last line (or the whole reply) must equal it
     tests: str | None = None         # Python tests run after the reply's code; exit status 0 = good
+    judge: str | None = None         # a criterion the judge model grades the reply against (PASS = good)
     category: str | None = None
 
     @model_validator(mode="after")
     def _gradable(self) -> "Task":
         if not self.prompt.strip():
             raise ValueError("prompt is empty")
-        if (self.answer is None) == (self.tests is None):
-            raise ValueError("give exactly one of 'answer' or 'tests'")
+        if sum(v is not None for v in (self.answer, self.tests, self.judge)) != 1:
+            raise ValueError("give exactly one of 'answer', 'tests' or 'judge'")
+        if self.judge is not None and not self.judge.strip():
+            raise ValueError("judge criterion is empty")
         return self
 
 
@@ -93,17 +98,23 @@ def grade_tests(reply: str, tests: str, timeout: float = 10.0) -> bool:
     return done.returncode == 0
 
 
-def grade(task: Task, reply: str, timeout: float = 10.0) -> bool:
+def grade(task: Task, reply: str, timeout: float = 10.0, judge: JudgeFn | None = None) -> bool:
+    if task.judge is not None:
+        if judge is None:
+            raise ValueError("a task is graded by a judge and no judge model is set (--judge)")
+        return judge(task.judge, task.prompt, reply)
     return grade_answer(reply, task.answer) if task.answer is not None else grade_tests(reply, task.tests, timeout)
 
 
 def label_tasks(tasks: Sequence[Task], model: ModelConfig, *, max_tokens: int = 512, timeout: float = 10.0,
-                on_task: Callable[[int, bool], None] | None = None) -> list[Labelled]:
+                judge: JudgeFn | None = None, on_task: Callable[[int, bool], None] | None = None) -> list[Labelled]:
     """Run the local model on each task (greedy) and grade it: good -> weak 1.0, bad -> weak 0.0."""
+    if judge is None and any(t.judge is not None for t in tasks):   # fail before any model call, not midway
+        raise ValueError("the task file has judge-graded tasks and no judge model is set (--judge)")
     out = []
     for i, task in enumerate(tasks):
         reply = chat(model, [{"role": "user", "content": task.prompt}], max_tokens=max_tokens, temperature=0.0).text
-        good = grade(task, reply, timeout)
+        good = grade(task, reply, timeout, judge)
         out.append(Labelled(task.prompt, float(good), 1.0, task.category or ""))
         if on_task:
             on_task(i, good)

@@ -74,6 +74,44 @@ def test_learn_from_a_graded_task_file_beats_the_default_head(workspace):
     assert head["n"] == 20 and head["positives"] == 10
 
 
+def _local_or_judge(call: Call) -> Reply:
+    """model `tiny`: as _local; model `grader`: a deterministic judge that passes a reply holding the criterion's
+    last word (`... names Paris` / `... defines add(`), in the judge's `PASS: reason` format."""
+    if call.model != "grader":
+        return _local(call)
+    rule = re.search(r"Rule: .* (\S+)\n", call.messages[-1]["content"]).group(1)
+    reply = call.messages[-1]["content"].split("Assistant reply:\n", 1)[1]
+    return Reply(text=f"PASS: it has {rule}" if rule in reply else f"FAIL: no {rule}")
+
+
+def test_learn_from_a_judge_graded_task_file_beats_the_default_head(workspace):
+    lines = [{"prompt": f"What is the capital of {country}? Answer with the city only.", "judge": f"The reply names "
+              f"{city}"} for country, city in CAPITALS]
+    lines += [{"prompt": f"Write a Python function `{name}(a, b)` that returns {body}. Handle ints and floats, keep it "
+                         "to one line, and include no explanation, only the code block.",
+               "judge": f"The reply defines {name}("} for name, body, _ in FUNCS]
+    tasks = workspace / "tasks.jsonl"
+    tasks.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    with hosted_server(_local_or_judge) as fake:
+        config = workspace / "router.toml"
+        config.write_text(f'''[[models]]\nname = "mine"\nprovider = "openai"\nmodel = "tiny"\napi_base = "{fake.url}/v1"
+[[models]]\nname = "judge"\nprovider = "openai"\nmodel = "grader"\napi_base = "{fake.url}/v1"
+[[tiers]]\nname = "local"\nmodels = ["mine"]\n[[tiers]]\nname = "hosted"\nmodels = ["judge"]\n''')
+        missing = runner.invoke(app, ["router", "learn", "--tasks", str(tasks), "--config", str(config)])
+        unknown = runner.invoke(app, ["router", "learn", "--tasks", str(tasks), "--config", str(config),
+                                      "--judge", "nobody"])
+        result = runner.invoke(app, ["router", "learn", "--tasks", str(tasks), "--config", str(config),
+                                     "--judge", "judge"])
+        asked = [r.body["model"] for r in fake.requests]
+    assert missing.exit_code == 2 and "no judge model is set (--judge)" in missing.output
+    assert unknown.exit_code == 2 and "no router deployment named 'nobody'" in unknown.output
+    assert asked.count("tiny") == 20 and asked.count("grader") == 20     # nothing asked before the errors above
+    assert result.exit_code == 0, result.output
+    assert "learned from 20 outcomes (10 where the local answer failed)" in result.output
+    learned, default = _apgr(result.output)
+    assert learned > default and learned > 0.6
+
+
 def test_learn_from_an_eval_run_beats_the_default_head(workspace):
     with (workspace / "engrain.toml").open("a", encoding="utf-8") as f:
         f.write('\n[[rules]]\nname = "step0"\nkind = "starts_with"\npattern = "Step 0"\n')
@@ -113,8 +151,10 @@ def test_grading(reply, task, good):
 
 
 @pytest.mark.parametrize("line, reason", [
-    ('{"prompt": "x"}', "give exactly one of 'answer' or 'tests'"),
-    ('{"prompt": "x", "answer": "1", "tests": "pass"}', "give exactly one of 'answer' or 'tests'"),
+    ('{"prompt": "x"}', "give exactly one of 'answer', 'tests' or 'judge'"),
+    ('{"prompt": "x", "answer": "1", "tests": "pass"}', "give exactly one of 'answer', 'tests' or 'judge'"),
+    ('{"prompt": "x", "answer": "1", "judge": "is right"}', "give exactly one of 'answer', 'tests' or 'judge'"),
+    ('{"prompt": "x", "judge": " "}', "judge criterion is empty"),
     ('{"prompt": "  ", "answer": "1"}', "prompt is empty"),
     ("not json", "tasks.jsonl:2"),
 ])
