@@ -65,7 +65,7 @@ def worker_hf(model: Path, data: Path, args) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="bench-hf-"))
     cfg = TrainingConfig(lora_r=16, lora_alpha=32, max_seq_len=args.max_seq_len, save_every=10_000)
-    job = StageJob(name="bench", base_dir=prepare(model, work / "base"), data_dir=data, out_dir=work, config=cfg,
+    job = StageJob(name="bench", base=str(prepare(model, work / "base")), data_dir=data, out_dir=work, config=cfg,
                    learning_rate=2e-4, max_steps=args.steps, epochs=1, batch_size=args.batch_size, grad_accum=1)
     out = train_stage(job)
     return {"tokens_per_s": out.tokens_per_s, "final_loss": out.losses[-1]}

@@ -158,3 +158,26 @@ def _prepare(base_dir: Path, out: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     save_tokenizer(tokenizer, tmp, chat_template=CHAT_TEMPLATE)
     os.replace(tmp, out)
+
+
+def prepared_base(ws, cfg) -> tuple[str, bool]:
+    """The prepared HF folder a local backend trains on, and whether it is an earlier run (continued fine-tuning)."""
+    from training import registry
+
+    cache = Path(ws.state_dir) / "cache"
+    if _is_run(ws, cfg.base):
+        from training.merge import merged_folder
+
+        return str(merged_folder(ws, registry.get_run(ws, cfg.base))), True
+    hf_dir = resolve(cfg.base, cache)
+    key = hashlib.sha256(str(hf_dir).encode()).hexdigest()[:10]
+    return str(prepare(hf_dir, cache / "prepared" / f"{hf_dir.name}-{key}")), False
+
+
+def _is_run(ws, spec: str) -> bool:
+    from training import registry
+
+    try:
+        return (registry.run_dir(ws, spec) / "run.json").is_file()
+    except registry.RunNotFound:    # a folder or file path: not a run id
+        return False

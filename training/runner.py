@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from training import base as base_models
-from training import data, distributed, heldout, registry, report
+from training import backends, data, distributed, heldout, registry, report
 from training.backends.job import StageJob, StageOutput
 from training.config import StageConfig, TrainingConfig, load_config
 from training.errors import RunFailed, TrainingConfigError, TrainingError
@@ -158,15 +157,10 @@ def pick_backend() -> str:
 
 def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | None) -> None:
     cfg = TrainingConfig.model_validate(record.config)
+    backend = backends.load(cfg.backend)
     folder = registry.run_dir(ws, record.id)
     record.dataset_hash = data.snapshot(ws, record.include_pending)
-    continued = False
-    if cfg.backend == "hosted":
-        base_dir = None
-        record.base_path = cfg.hosted_model
-    else:
-        base_dir, continued = _base_folder(ws, cfg.base)
-        record.base_path = str(base_dir)
+    record.base_path, continued = backend.start(ws, cfg)
     registry.save(ws, record)
     done = {s.name: s for s in record.stages}
     previous: StageResult | None = None
@@ -177,28 +171,25 @@ def _run(ws, record: RunRecord, status: RunStatus, on_progress: OnProgress | Non
         stage_dir = folder / "stages" / spec.name
         data_dir = stage_dir / "data"
         if not (data_dir / "train.jsonl").is_file():
-            data.export(ws, data_dir, "mlx" if cfg.backend == "mlx" else "openai",
-                        categories=spec.categories, include_pending=record.include_pending, seed=cfg.seed)
+            data.export(ws, data_dir, backend.DATA_FORMAT, categories=spec.categories,
+                        include_pending=record.include_pending, seed=cfg.seed)
         lr = stage_learning_rate(cfg, spec, continued)
         status.stage, status.step, status.total_steps, status.loss, status.eta_s = spec.name, 0, 0, None, None
-        on_step = _progress(ws, status, on_progress)
-        if cfg.backend == "hosted":
-            result = _hosted_stage(cfg, record, spec, data_dir, previous, on_step)
-        else:
-            job = StageJob(name=spec.name, base_dir=base_dir, data_dir=data_dir, out_dir=stage_dir, config=cfg,
-                           learning_rate=lr, max_steps=spec.max_steps or cfg.max_steps,
-                           epochs=spec.epochs or cfg.epochs, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
-                           init_adapter=Path(previous.adapter) if previous and previous.adapter else None)
-            output = _train_stage(cfg.backend, job, on_step, record)
-            result = StageResult(name=spec.name, categories=spec.categories, examples=output.examples,
-                                 steps=output.steps, learning_rate=lr, adapter=str(output.adapter),
-                                 started_from=str(job.init_adapter) if job.init_adapter else None,
-                                 first_loss=output.losses[0] if output.losses else None,
-                                 final_loss=output.losses[-1] if output.losses else None,
-                                 tokens_per_s=output.tokens_per_s)
-            record.losses += output.losses
-            record.warnings += [f"stage {spec.name}: {w}" for w in output.warnings]
-            record.artifacts[f"adapter:{spec.name}"] = result.adapter
+        job = StageJob(name=spec.name, base=record.base_path, data_dir=data_dir, out_dir=stage_dir, config=cfg,
+                       learning_rate=lr, max_steps=spec.max_steps or cfg.max_steps, epochs=spec.epochs or cfg.epochs,
+                       batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                       init_adapter=previous.adapter if previous else None)
+        output = _train_stage(backend, job, _progress(ws, status, on_progress), record)
+        result = StageResult(name=spec.name, categories=spec.categories, examples=output.examples,
+                             steps=output.steps, learning_rate=lr, adapter=str(output.adapter),
+                             started_from=output.started_from,
+                             first_loss=output.losses[0] if output.losses else None,
+                             final_loss=output.losses[-1] if output.losses else None,
+                             tokens_per_s=output.tokens_per_s)
+        record.losses += output.losses
+        record.warnings += [f"stage {spec.name}: {w}" for w in output.warnings]
+        record.artifacts.update(output.artifacts)
+        record.hosted_model = output.hosted_model or record.hosted_model
         record.stages.append(result)
         registry.save(ws, record)
         previous = result
@@ -213,73 +204,13 @@ def stage_learning_rate(cfg: TrainingConfig, spec: StageConfig, continued: bool)
     return spec.learning_rate or cfg.learning_rate
 
 
-def _base_folder(ws, spec: str) -> tuple[Path, bool]:
-    """The prepared HF folder to train on, and whether it is an earlier run (continued fine-tuning)."""
-    import hashlib
-
-    cache = Path(ws.state_dir) / "cache"
-    if _is_run(ws, spec):
-        from training.merge import merged_folder
-
-        return merged_folder(ws, registry.get_run(ws, spec)), True
-    hf_dir = base_models.resolve(spec, cache)
-    key = hashlib.sha256(str(hf_dir).encode()).hexdigest()[:10]
-    return base_models.prepare(hf_dir, cache / "prepared" / f"{hf_dir.name}-{key}"), False
-
-
-def _is_run(ws, spec: str) -> bool:
-    try:
-        return (registry.run_dir(ws, spec) / "run.json").is_file()
-    except registry.RunNotFound:    # a folder or file path: not a run id
-        return False
-
-
-def _train_stage(backend: str, job: StageJob, on_step, record: RunRecord) -> StageOutput:
-    if backend == "mlx":
-        from training.backends.mlx import train_stage
-
-        return train_stage(job, on_step)
-    if backend == "unsloth":
-        from training.backends.unsloth import train_stage
-    else:
-        from training.backends.hf import train_stage
-    import torch
-
+def _train_stage(backend, job: StageJob, on_step, record: RunRecord) -> StageOutput:
     if distributed.world().size > 1:
-        if backend != "hf":
-            raise TrainingConfigError(f"multi-process training runs the hf backend, and run {record.id} uses {backend}")
-        # The other ranks train the same stage; a retry on one rank alone would leave them waiting.
-        return train_stage(distributed.share(job), on_step)
-    while True:
-        try:
-            return train_stage(job, on_step)
-        except torch.cuda.OutOfMemoryError:
-            if job.batch_size == 1:
-                raise
-            torch.cuda.empty_cache()
-            job.batch_size, job.grad_accum = job.batch_size // 2, job.grad_accum * 2
-            note = (f"stage {job.name}: CUDA out of memory; retrying with batch size {job.batch_size} and "
-                    f"gradient accumulation {job.grad_accum} (same effective batch)")
-            record.warnings.append(note)
-            print(note, flush=True)
-
-
-def _hosted_stage(cfg: TrainingConfig, record: RunRecord, spec: StageConfig, data_dir: Path,
-                  previous: StageResult | None, on_step) -> StageResult:
-    from training.backends.hosted import fine_tune
-
-    # Each stage fine-tunes the previous stage's fine-tuned model: the hosted form of a curriculum.
-    model = previous.adapter if previous and previous.adapter else cfg.hosted_model
-    out = fine_tune(data_dir, model=model, suffix=f"engrain-{spec.name}", seed=cfg.seed,
-                    epochs=None if (spec.max_steps or cfg.max_steps) else (spec.epochs or cfg.epochs),
-                    on_step=on_step, poll_s=cfg.hosted_poll_seconds)
-    record.losses += out["losses"]
-    record.hosted_model = out["model"]
-    record.artifacts[f"hosted_job:{spec.name}"] = out["job_id"]
-    return StageResult(name=spec.name, categories=spec.categories, examples=len(data.read_jsonl(
-        data_dir / "train.jsonl")), steps=len(out["losses"]), adapter=out["model"], started_from=model,
-        first_loss=out["losses"][0] if out["losses"] else None,
-        final_loss=out["losses"][-1] if out["losses"] else None)
+        if record.backend != "hf":
+            raise TrainingConfigError(f"multi-process training runs the hf backend, and run {record.id} uses "
+                                      f"{record.backend}")
+        return backend.train_stage(distributed.share(job), on_step)   # the other ranks train the same stage
+    return backend.train_stage(job, on_step)
 
 
 def _progress(ws, status: RunStatus, on_progress: OnProgress | None):
@@ -305,8 +236,8 @@ def _progress(ws, status: RunStatus, on_progress: OnProgress | None):
 
 
 def _finish(ws, record: RunRecord, folder: Path, last: StageResult | None) -> None:
-    if record.backend != "hosted" and last and last.adapter:
-        record.artifacts["adapter"] = last.adapter
+    if last and f"adapter:{last.name}" in record.artifacts:
+        record.artifacts["adapter"] = record.artifacts[f"adapter:{last.name}"]
     if record.losses:
         record.artifacts["loss_plot"] = str(report.plot(
             [(s.name, record.losses[_offset(record, s):_offset(record, s) + s.steps]) for s in record.stages],

@@ -6,6 +6,7 @@ from pathlib import Path
 from training import distributed, loop
 from training.backends import local
 from training.backends.job import StageJob, StageOutput
+from training.base import prepared_base
 
 
 def cpu_has_bf16() -> bool:
@@ -19,7 +20,15 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+DATA_FORMAT = "openai"
+start = prepared_base
+
+
 def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOutput:
+    return local.fit_in_memory(_train, job, on_step)
+
+
+def _train(job: StageJob, on_step: loop.Progress | None) -> StageOutput:
     import torch
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -27,8 +36,8 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
     loop.set_threads()
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if (torch.cuda.is_bf16_supported() if cuda else cpu_has_bf16()) else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(str(job.base_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(job.base_dir), dtype=dtype, attn_implementation="sdpa")
+    tokenizer = AutoTokenizer.from_pretrained(job.base)
+    model = AutoModelForCausalLM.from_pretrained(job.base, dtype=dtype, attn_implementation="sdpa")
     device = distributed.device(distributed.world())
     sharded = distributed.world().size > 1 and job.config.parallel == "fsdp"
     # The same seed gives the same LoRA initialisation in every process and every run.

@@ -9,10 +9,28 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from training.backends.job import StageJob, StageOutput
 from training.data import read_jsonl
 from training.errors import HostedJobFailed
 
 _FINISHED = ("succeeded", "failed", "cancelled")
+DATA_FORMAT = "openai"
+
+
+def start(ws, cfg) -> tuple[str, bool]:
+    """Nothing to prepare locally: the provider fine-tunes its own model."""
+    return cfg.hosted_model, False
+
+
+def train_stage(job: StageJob, on_step: Callable[[int, int, float, float], None] | None = None) -> StageOutput:
+    """Each stage fine-tunes the previous stage's fine-tuned model: the hosted form of a curriculum."""
+    c = job.config
+    model = job.init_adapter or job.base
+    out = fine_tune(job.data_dir, model=model, suffix=f"engrain-{job.name}", seed=c.seed,
+                    epochs=None if job.max_steps else job.epochs, on_step=on_step, poll_s=c.hosted_poll_seconds)
+    return StageOutput(adapter=out["model"], examples=len(read_jsonl(job.data_dir / "train.jsonl")),
+                       steps=len(out["losses"]), losses=out["losses"], started_from=model,
+                       artifacts={f"hosted_job:{job.name}": out["job_id"]}, hosted_model=out["model"])
 
 
 def fine_tune(data_dir: Path, *, model: str, suffix: str, seed: int, epochs: float | None,

@@ -1,6 +1,9 @@
 """What the hf and unsloth backends share once each has loaded its model: LoRA, data, the loop, saving."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 from training import distributed, loop
 from training.backends.job import StageJob, StageOutput
 from training.data import pack, read_jsonl, tokenize
@@ -21,7 +24,7 @@ def load_init_adapter(model, job: StageJob) -> None:
     from safetensors.torch import load_file
 
     if job.init_adapter is not None:
-        weights = load_file(str(job.init_adapter / "adapter_model.safetensors"))
+        weights = load_file(str(Path(job.init_adapter) / "adapter_model.safetensors"))
         result = set_peft_model_state_dict(model, weights)
         if getattr(result, "unexpected_keys", None):
             raise TrainingError(f"adapter {job.init_adapter} does not fit this model: {result.unexpected_keys[:3]}")
@@ -44,7 +47,32 @@ def train(model, tokenizer, job: StageJob, *, device: str, on_step: loop.Progres
                       on_step=on_step)
     _save_adapter(model, job, c.parallel)
     return StageOutput(adapter=job.adapter_dir, examples=len(records), steps=total, losses=result.losses,
-                       tokens_per_s=result.tokens_per_s, warnings=warnings)
+                       tokens_per_s=result.tokens_per_s, warnings=warnings, started_from=job.init_adapter,
+                       artifacts={f"adapter:{job.name}": str(job.adapter_dir)})
+
+
+def fit_in_memory(train: Callable[[StageJob, loop.Progress | None], StageOutput], job: StageJob,
+                  on_step: loop.Progress | None) -> StageOutput:
+    """CUDA out of memory: retry with half the batch and twice the accumulation (the same effective batch). Not in
+    a multi-process run: the other ranks train the same stage, and a retry on one rank alone would leave them
+    waiting."""
+    import torch
+
+    notes: list[str] = []
+    while True:
+        try:
+            output = train(job, on_step)
+        except torch.cuda.OutOfMemoryError:
+            if job.batch_size == 1 or distributed.world().size > 1:
+                raise
+            torch.cuda.empty_cache()
+            job.batch_size, job.grad_accum = job.batch_size // 2, job.grad_accum * 2
+            notes.append(f"CUDA out of memory; retrying with batch size {job.batch_size} and gradient "
+                         f"accumulation {job.grad_accum} (same effective batch)")
+            print(f"stage {job.name}: {notes[-1]}", flush=True)
+            continue
+        output.warnings[:0] = notes
+        return output
 
 
 def _save_adapter(model, job: StageJob, strategy: str) -> None:

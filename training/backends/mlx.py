@@ -14,12 +14,17 @@ from pathlib import Path
 
 from training import loop
 from training.backends.job import StageJob, StageOutput
+from training.base import prepared_base
 from training.data import read_jsonl
 from training.errors import RunFailed, TrainingError
 
 _MODULE_PATHS = {"q_proj": "self_attn.q_proj", "k_proj": "self_attn.k_proj", "v_proj": "self_attn.v_proj",
                  "o_proj": "self_attn.o_proj", "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj",
                  "down_proj": "mlp.down_proj"}
+
+
+DATA_FORMAT = "mlx"
+start = prepared_base
 
 
 def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOutput:
@@ -39,9 +44,9 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
     work.mkdir(parents=True, exist_ok=True)
     done, resume = _last_checkpoint(work)
     if job.init_adapter is not None and resume is None:
-        resume = _to_mlx(job.init_adapter, work / "init_adapters.safetensors")
+        resume = _to_mlx(Path(job.init_adapter), work / "init_adapters.safetensors")
     settings = {
-        "model": str(job.base_dir), "train": True, "data": str(job.data_dir), "adapter_path": str(work),
+        "model": job.base, "train": True, "data": str(job.data_dir), "adapter_path": str(work),
         "fine_tune_type": "lora", "num_layers": -1, "batch_size": batch, "iters": total - done,
         "learning_rate": job.learning_rate, "mask_prompt": c.assistant_only_loss, "max_seq_length": c.max_seq_len,
         "steps_per_report": 1, "steps_per_eval": total + 1, "val_batches": 1, "save_every": c.save_every,
@@ -57,7 +62,8 @@ def train_stage(job: StageJob, on_step: loop.Progress | None = None) -> StageOut
                   total, on_step)
     adapter = _to_peft(work / "adapters.safetensors", job)
     return StageOutput(adapter=adapter, examples=len(train_rows), steps=total, losses=losses[0],
-                       tokens_per_s=losses[1])
+                       tokens_per_s=losses[1], artifacts={f"adapter:{job.name}": str(adapter)},
+                       started_from=job.init_adapter)
 
 
 def _run(cmd: list[str], log: Path, offset: int, total: int, on_step) -> tuple[list[float], float]:
@@ -105,7 +111,7 @@ def _to_peft(mlx_file: Path, job: StageJob) -> Path:
     (tmp / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": c.lora_r, "lora_alpha": c.lora_alpha,
         "lora_dropout": c.lora_dropout, "target_modules": c.target_modules, "bias": "none",
-        "base_model_name_or_path": str(job.base_dir), "fan_in_fan_out": False, "inference_mode": True}),
+        "base_model_name_or_path": job.base, "fan_in_fan_out": False, "inference_mode": True}),
         encoding="utf-8")
     tmp.rename(job.adapter_dir)
     return job.adapter_dir
