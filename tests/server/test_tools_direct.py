@@ -82,6 +82,20 @@ async def test_run_status_reports_progress_until_the_deadline(workspace, monkeyp
     assert seen and seen[0] == (3, 10, "running, stage all, step 3/10, loss 1.5000")
 
 
+async def test_train_starts_a_run_that_run_status_follows_to_its_end(workspace):
+    # The hosted backend needs no base model on disk, so with nothing approved the detached run fails at once.
+    with workspace.config_path.open("a") as toml:
+        toml.write('\n[training]\nbackend = "hosted"\n')
+    ws = datagen.find_workspace(workspace.root)
+    started = tools.train(ws, TrainInput(max_steps=1))
+
+    async def report(*_: object) -> None:
+        pass
+
+    status = await tools.run_status(ws, RunStatusInput(run_id=started.run_id, wait_s=120), report)
+    assert (status.run_id, status.state) == (started.run_id, "failed") and "approve" in status.error
+
+
 # tool, input, what the refusal must say: each is refused before anything is stored or started.
 REFUSED = [
     (tools.examples, ExamplesInput(category="poetry"), "unknown category 'poetry'; choose one of: tool-use"),
