@@ -27,9 +27,18 @@ EMBED_CHARS = 2000
 MAX_TOKENS = 128  # a task's gist is in its first sentences; attention cost grows with the square of the length
 MIN_BATCH_FOR_THREADS = 16  # below this, waking a thread pool costs more than it saves
 PRECISION_ENV = "ENGRAIN_EMBED_PRECISION"
-# A bound on |bf16 vector - fp32 vector| for the bundled MiniLM (unit vectors): the largest seen was 0.0073 over
-# 1,081 texts (bench/datagen.py --check-precision prints it); the margin is what keeps verdicts exact.
-EMBED_ERROR = 0.02
+# A bound on |bf16 vector - fp32 vector| for the bundled MiniLM (unit vectors): the largest seen was 0.0095 over
+# 13,600 task texts (bench/datagen.py --check-precision prints it) and 0.0126 over one-word texts, the worst kind.
+# Settling everything within 2 * EMBED_ERROR of the threshold is what keeps verdicts exact.
+EMBED_ERROR = 0.03
+# Checked once per process before bf16 is used (here ~0.013): a torch or CPU whose bf16 is worse falls back to fp32.
+PROBES = ("yes", "Why?", "...", "Fix the flaky test in tests/test_parser.py, it fails one run in ten.",
+          "def load(path):\n    return json.loads(Path(path).read_text())",
+          "Der nächtliche Export stürzt mit einem KeyError ab, wenn eine Bestellung keinen Kunden hat.",
+          "夜間エクスポートジョブが顧客のいない注文で KeyError を出して落ちます。",
+          "The nightly export job takes 40 minutes now. I profiled run_export: most of the time goes to build_row, "
+          "which issues one customer query per order. Batch the lookups, keep the output identical, and add a test "
+          "that counts the queries so that nobody reintroduces the per-order lookup later.")
 # A bound on |bfloat16 dot product - fp32 one| for unit vectors: each factor rounds by at most 2^-8 of itself and
 # the result once more (2 * 2^-8 + 2^-8 < 0.012).
 SEARCH_ERROR = 0.015
@@ -129,7 +138,14 @@ def fast_precision(model_name: str) -> str:
     chosen = os.environ.get(PRECISION_ENV, "").strip().lower()
     if chosen in ("fp32", "bf16"):
         return chosen
-    return "bf16" if model_name == "bundled" and _native_bf16() else "fp32"
+    return "bf16" if model_name == "bundled" and _native_bf16() and _bf16_within_bound(model_name) else "fp32"
+
+
+@functools.lru_cache(maxsize=2)
+def _bf16_within_bound(model_name: str) -> bool:
+    error = np.linalg.norm(_encode(list(PROBES), model_name, "bf16") - _encode(list(PROBES), model_name, "fp32"),
+                           axis=1)
+    return float(error.max()) <= 0.6 * EMBED_ERROR
 
 
 @functools.cache
