@@ -7,7 +7,8 @@ weights learn MMLU's subjects (moral scenarios, law), which no chat prompt share
 digit signal that does carry over; the blend keeps that signal. BLEND and the features were chosen by
 cross-set validation (fit on MMLU, measure on arena-bench, and the reverse, plus MMLU domain folds; see
 bench/router_head.py), never on one set alone. The project's coding prompts are a sanity check, not training
-data. Small outcome sets (router/learn.py) use the joint fit: there the user's own prompts are the domain.
+data; they set the threshold (calibrated()). Small outcome sets (router/learn.py) use the joint fit: there
+the user's own prompts are the domain.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from router import features, scoring
+from router import evaluate, features, scoring
 from router.evaluate import Labelled
 from router.head import Head, fit, folds_of
 
@@ -56,6 +57,18 @@ def _blended(emb: Head, cheap: Head, x: np.ndarray, width: int, weight: float, t
     return Head(embedding_model=emb.embedding_model, features=cheap.features, mean=emb.mean + cheap.mean,
                 std=emb.std + cheap.std, weights=[w / sa for w in emb.weights] + [weight * w / sb for w in cheap.weights],
                 bias=bias, l2=emb.l2, blend=weight, trained_on=trained_on, n=emb.n, positives=emb.positives)
+
+
+def calibrated(head: Head, rows: Sequence[Labelled]) -> Head:
+    """The head with its bias moved so these prompts score >= 0.5 in the share that needs the strong model.
+    Ranking (and so APGR) is unchanged: the project's coding prompts set where a chat-shaped prompt crosses
+    over, without weighing in the fit (MMLU's long multiple-choice prompts put the fitted scale far from chat's),
+    and a score keeps its meaning: 0.5 is the crossover."""
+    scores = scoring.head_scores(head, [r.prompt for r in rows])
+    cut = evaluate.threshold_for(scores, float(np.mean([r.needs_strong for r in rows])))
+    head.bias -= float(np.log(cut / (1 - cut)))
+    head.threshold = 0.5
+    return head
 
 
 def cross_validated_scores(rows: Sequence[Labelled], *, k: int = 5, seed: int = 0, x: np.ndarray | None = None,
