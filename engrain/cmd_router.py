@@ -118,16 +118,13 @@ def train(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV (promp
           target_strong: Optional[float] = typer.Option(None, "--target-strong",
                                                         help="Also calibrate: share of prompts sent strong")) -> None:
     """Train the scorer's head on labelled prompts (the default head's recipe: embedding, length, digits)."""
-    from router import evaluate_scores, head_scores, load_labels, save_head, threshold_for, train_head
+    from router import InputError, evaluate_scores, head_scores, load_labels, save_head, threshold_for, train_head
 
     try:
         rows = load_labels(labels)
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(str(exc), param_hint="--labels") from exc
-    y = [r.needs_strong for r in rows]
-    try:
+        y = [r.needs_strong for r in rows]
         head = train_head(rows, trained_on=str(labels))
-    except ValueError as exc:
+    except (OSError, InputError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     scores = head_scores(head, [r.prompt for r in rows])
     if target_strong is not None:
@@ -161,7 +158,7 @@ def calibrate(prompts: Path = typer.Option(..., "--prompts", help="JSONL {\"prom
 
 
 def _read_prompts(path: Path) -> list[str]:
-    from router import load_labels
+    from router import InputError, load_labels
 
     try:
         if path.suffix == ".jsonl":
@@ -170,7 +167,7 @@ def _read_prompts(path: Path) -> list[str]:
             texts = [r.prompt for r in load_labels(path)]
         else:
             texts = [line for line in path.read_text().splitlines() if line.strip()]
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, InputError) as exc:
         raise typer.BadParameter(f"{path}: {exc}", param_hint="--prompts") from exc
     if not texts:
         raise typer.BadParameter(f"{path}: no prompts", param_hint="--prompts")
@@ -193,7 +190,7 @@ def score(config: Optional[Path] = typer.Option(None, "--config", help="Router c
             prompt = json.loads(line)["prompt"]
             if not isinstance(prompt, str):
                 raise TypeError("'prompt' must be a string")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
             print(json.dumps({"error": f"line needs a JSON object with a string 'prompt' ({exc})"}), flush=True)
             continue
         s = float(head_scores(h, [prompt])[0])
@@ -212,11 +209,12 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), pr
     from rich.console import Console
     from rich.table import Table
 
-    from router import bootstrap, cross_validated_scores, evaluate_scores, head_scores, load_head, load_labels
+    from router import InputError, bootstrap, cross_validated_scores, evaluate_scores, head_scores, load_head, \
+        load_labels
 
     try:
         data = load_labels(labels)
-    except (OSError, ValueError) as exc:
+    except (OSError, InputError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--labels") from exc
     path = _head_path(head)
     h = load_head(path)
@@ -246,7 +244,7 @@ def eval_(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV(s), pr
 def eval_outcomes(report: Path) -> list:
     """Labels from a behaviour eval (training's eval.json): each held-out prompt's fine-tuned answer, without the
     system prompt, kept every applicable rule (good for the local tier) or broke one."""
-    from router import Labelled
+    from router import InputError, Labelled
 
     data = json.loads(report.read_text(encoding="utf-8"))
     prompts = data["prompts"]
@@ -258,7 +256,7 @@ def eval_outcomes(report: Path) -> list:
         good = all(answer["rules"].values()) and answer.get("tool_calls_valid") is not False
         out.append(Labelled(item["prompt"], float(good), 1.0, item.get("category") or ""))
     if not out:
-        raise ValueError(f"{report}: no fine-tuned answers in this eval")
+        raise InputError(f"{report}: no fine-tuned answers in this eval")
     return out
 
 
@@ -316,8 +314,8 @@ def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run
           out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: the workspace's head)")
           ) -> None:
     """Learn routing from what the local model actually did: fit and calibrate a head on those outcomes."""
-    from router import feedback_outcomes, label_tasks, labels_from_feedback, learn_head, load_head, load_tasks, \
-        save_head
+    from router import InputError, feedback_outcomes, label_tasks, labels_from_feedback, learn_head, load_head, \
+        load_tasks, save_head
 
     if sum(bool(x) for x in (from_eval, tasks, from_feedback)) != 1:
         raise typer.BadParameter("give exactly one of --from-eval, --tasks, --from-feedback")
@@ -339,7 +337,7 @@ def learn(from_eval: Optional[str] = typer.Option(None, "--from-eval", help="Run
             if source is None or not source.exists():
                 raise typer.BadParameter("no decision log yet: serve inside a workspace and send POST /v1/feedback")
             records, anonymous = labels_from_feedback(feedback_outcomes(source), cfg.weak_tier)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, json.JSONDecodeError, KeyError, InputError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     if not records and not anonymous:
         raise typer.BadParameter(f"{source}: no outcomes about the local tier to learn from")

@@ -7,7 +7,7 @@ from typing import Any
 
 from router.config import BUNDLED_HEAD, TOML_TEMPLATE, ModelConfig, RouterConfig, bundled_gguf, load_config, \
     router_toml
-from router.errors import ProviderError
+from router.errors import InputError, ProviderError
 from router.providers import ChatResult, chat
 
 _LAZY = {  # public name -> (module, its name there): imported on first use
@@ -29,5 +29,5 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f"router.{module}"), attr)
 
 
-__all__ = ["BUNDLED_HEAD", "TOML_TEMPLATE", "ChatResult", "ModelConfig", "ProviderError", "RouterConfig",
-           "bundled_gguf", "chat", "load_config", "router_toml", *_LAZY]
+__all__ = ["BUNDLED_HEAD", "TOML_TEMPLATE", "ChatResult", "InputError", "ModelConfig", "ProviderError",
+           "RouterConfig", "bundled_gguf", "chat", "load_config", "router_toml", *_LAZY]

@@ -12,6 +12,10 @@ _CLIENT_FAULT = {400, 413, 422}
 _DEPLOYMENT_FAULT = {401, 403, 404}
 
 
+class InputError(ValueError):
+    """A file the user gave (labels, tasks, settings for a head) that the router cannot use; says what is wrong."""
+
+
 @dataclass
 class RouterError(Exception):
     """An error answered to the client with `status` in its API's shape."""

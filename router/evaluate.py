@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from router.errors import InputError
+
 _WEAK_WORDS = {"local", "weak", "0", "false", "small", "easy"}
 _STRONG_WORDS = {"hosted", "strong", "1", "true", "large", "hard"}
 
@@ -37,7 +39,7 @@ def _truth(value: str) -> bool:
         return True
     if v in ("false", "0", "no"):
         return False
-    raise ValueError(f"expected True/False, got {value!r}")
+    raise InputError(f"expected True/False, got {value!r}")
 
 
 def _from_label(prompt: str, label: object, group: str = "") -> Labelled:
@@ -46,7 +48,7 @@ def _from_label(prompt: str, label: object, group: str = "") -> Labelled:
         return Labelled(prompt, weak=True, strong=True, group=group)
     if v in _STRONG_WORDS:
         return Labelled(prompt, weak=False, strong=True, group=group)
-    raise ValueError(f"label must be one of {sorted(_WEAK_WORDS | _STRONG_WORDS)}, got {label!r}")
+    raise InputError(f"label must be one of {sorted(_WEAK_WORDS | _STRONG_WORDS)}, got {label!r}")
 
 
 def _read_csv(path: Path) -> list[Labelled]:
@@ -55,7 +57,7 @@ def _read_csv(path: Path) -> list[Labelled]:
         reader = csv.reader(f)
         header = next(reader, None)
         if not header or header[0].strip().lower() != "prompt":
-            raise ValueError(f"{path}: first column must be 'prompt'")
+            raise InputError(f"{path}: first column must be 'prompt'")
         for lineno, row in enumerate(reader, start=2):
             if not row:
                 continue
@@ -65,7 +67,7 @@ def _read_csv(path: Path) -> list[Labelled]:
                 else:                          # prompt, label
                     out.append(_from_label(row[0], row[1], path.stem))
             except (ValueError, IndexError) as exc:
-                raise ValueError(f"{path}:{lineno}: {exc}") from exc
+                raise InputError(f"{path}:{lineno}: {exc}") from exc
     return out
 
 
@@ -81,7 +83,7 @@ def _read_jsonl(path: Path) -> list[Labelled]:
             else:
                 out.append(Labelled(obj["prompt"], bool(obj["weak_correct"]), bool(obj["strong_correct"]), path.stem))
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: need prompt + label, or prompt + weak_correct + strong_correct "
+            raise InputError(f"{path}:{lineno}: need prompt + label, or prompt + weak_correct + strong_correct "
                              f"({exc})") from exc
     return out
 
@@ -100,7 +102,7 @@ def _judgments(path: Path) -> dict[str, float]:
             if obj.get("score") is not None:       # the judge gave no parsable rating: no quality to compare
                 scores[str(obj["question_id"])] = float(obj["score"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}:{lineno}: need question_id and score ({exc})") from exc
+            raise InputError(f"{path}:{lineno}: need question_id and score ({exc})") from exc
     return scores
 
 
@@ -122,11 +124,11 @@ def load_arena(path: Path, weak: str = ARENA_WEAK, strong: str = ARENA_STRONG) -
             qid, prompt = str(q["question_id"]), q["turns"][0]
             prompt = prompt if isinstance(prompt, str) else prompt["content"]
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise ValueError(f"{path / 'question.jsonl'}:{lineno}: need question_id and turns ({exc})") from exc
+            raise InputError(f"{path / 'question.jsonl'}:{lineno}: need question_id and turns ({exc})") from exc
         if qid in w and qid in s:
             out.append(Labelled(prompt, w[qid], s[qid], q.get("category") or path.name))
     if not out:
-        raise ValueError(f"{path}: no question has a score from both {weak} and {strong}")
+        raise InputError(f"{path}: no question has a score from both {weak} and {strong}")
     return out
 
 
@@ -148,7 +150,7 @@ def load_labels(path: Path) -> list[Labelled]:
                    for obj in map(json.loads, filter(str.strip, dirty.read_text().splitlines()))}
             rows = [r for r in rows if r.prompt not in bad]
         if not rows:
-            raise ValueError(f"{path}: no .csv or .jsonl labelled prompts inside")
+            raise InputError(f"{path}: no .csv or .jsonl labelled prompts inside")
         return rows
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
@@ -242,7 +244,7 @@ def bootstrap(scores: np.ndarray, labelled: list[Labelled], *, samples: int = 10
 def threshold_for(scores: np.ndarray, target_strong: float) -> float:
     """The threshold that sends `target_strong` of these prompts to the strong tier (score >= threshold)."""
     if not 0.0 <= target_strong <= 1.0:
-        raise ValueError("target share must be between 0 and 1")
+        raise InputError("target share must be between 0 and 1")
     if target_strong == 0.0:
         return float(np.nextafter(np.max(scores), np.inf))
     return float(np.quantile(np.asarray(scores, float), 1.0 - target_strong, method="higher"))

@@ -13,6 +13,8 @@ import numpy as np
 from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
+from router.errors import InputError
+
 
 class Head(BaseModel):
     embedding_model: str | None      # "bundled:static-all-MiniLM-L6-v2", a model2vec folder, or None (features only)
@@ -101,7 +103,7 @@ def _fit(x: np.ndarray, y: np.ndarray, *, embedding_model: str | None, feature_n
     x = x.astype(np.float64)
     y = y.astype(np.float64)
     if len(set(y.tolist())) < 2:
-        raise ValueError("labels need both classes (some prompts for the weak tier and some for the strong)")
+        raise InputError("labels need both classes (some prompts for the weak tier and some for the strong)")
     mean, std = x.mean(0), x.std(0) + 1e-6
     xs = (x - mean) / std
     pos = y.mean()

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError, model_validator
 from router import evaluate, recipe
 from router.config import ModelConfig
 from router.decisions import Outcome
+from router.errors import InputError
 from router.evaluate import Labelled
 from router.head import Head, fit_priors
 from router.providers import chat
@@ -62,9 +63,9 @@ def load_tasks(path: Path) -> list[Task]:
             tasks.append(Task.model_validate(json.loads(line)))
         except (ValueError, ValidationError) as exc:
             reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-            raise ValueError(f"{path}:{lineno}: {reason}") from None
+            raise InputError(f"{path}:{lineno}: {reason}") from None
     if not tasks:
-        raise ValueError(f"{path}: no tasks")
+        raise InputError(f"{path}: no tasks")
     return tasks
 
 
@@ -101,7 +102,7 @@ def grade_tests(reply: str, tests: str, timeout: float = 10.0) -> bool:
 def grade(task: Task, reply: str, timeout: float = 10.0, judge: JudgeFn | None = None) -> bool:
     if task.judge is not None:
         if judge is None:
-            raise ValueError("a task is graded by a judge and no judge model is set (--judge)")
+            raise InputError("a task is graded by a judge and no judge model is set (--judge)")
         return judge(task.judge, task.prompt, reply)
     return grade_answer(reply, task.answer) if task.answer is not None else grade_tests(reply, task.tests, timeout)
 
@@ -110,7 +111,7 @@ def label_tasks(tasks: Sequence[Task], model: ModelConfig, *, max_tokens: int = 
                 judge: JudgeFn | None = None, on_task: Callable[[int, bool], None] | None = None) -> list[Labelled]:
     """Run the local model on each task (greedy) and grade it: good -> weak 1.0, bad -> weak 0.0."""
     if judge is None and any(t.judge is not None for t in tasks):   # fail before any model call, not midway
-        raise ValueError("the task file has judge-graded tasks and no judge model is set (--judge)")
+        raise InputError("the task file has judge-graded tasks and no judge model is set (--judge)")
     out = []
     for i, task in enumerate(tasks):
         reply = chat(model, [{"role": "user", "content": task.prompt}], max_tokens=max_tokens, temperature=0.0).text
