@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import typer
 
@@ -43,33 +44,58 @@ def _config(path: Path | None):
 
 
 class WorkspaceRules:
-    """The cascade's reply check: which of the workspace's rules a reply breaks (every rule applies, whatever its
-    categories: naming a rule in `cascade` opts it in). Judge rules need a model call and are left out."""
+    """The cascade's reply check: which of the opted-in rules (`only`; "*" = all) a reply breaks, whatever their
+    categories. Judge rules take part when a judge is given (`serve --judge`), asked only when every other
+    opted-in rule passed (one model call saved per failing reply); a judge that fails leaves the reply standing
+    (logged), since a verdict nobody gave must not double every request's cost."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, judge=None, only: Sequence[str] = ("*",)) -> None:
         import datagen
 
-        ws = datagen.find_workspace(root)
-        self.rules = [r.model_copy(update={"categories": ["*"]}) for r in datagen.load_rules(ws) if r.kind != "judge"]
+        rules = [r.model_copy(update={"categories": ["*"]}) for r in datagen.load_rules(datagen.find_workspace(root))]
+        self.names = {r.name for r in rules if r.kind != "judge" or judge}
+        rules = [r for r in rules if "*" in only or r.name in only]
+        self.rules = [r for r in rules if r.kind != "judge"]
+        self.judged = [r for r in rules if r.kind == "judge"] if judge else []
+        self.judge = judge
 
     def __call__(self, prompt: str, reply: str) -> list[str]:
         import datagen
 
         conversation = [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
-        return [r.name for r in datagen.check_rules(self.rules, conversation, None) if r.applicable and not r.passed]
+        broken = [r.name for r in datagen.check_rules(self.rules, conversation, None) if r.applicable and not r.passed]
+        if broken or not self.judged:
+            return broken
+        try:
+            results = datagen.check_rules(self.judged, conversation, None, judge=self.judge)
+        except datagen.JudgeError as exc:
+            logging.getLogger("engrain.cascade").warning("judge rules not checked, the local reply stands: %s", exc)
+            return []
+        return [r.name for r in results if r.applicable and not r.passed]
 
 
-def _reply_check(cfg) -> "WorkspaceRules | None":
+def _reply_check(cfg, judge: str | None) -> "WorkspaceRules | None":
     if not cfg.cascade:
         return None
     root = _workspace_root()
     if root is None:
         raise typer.BadParameter("cascade checks replies against the workspace's rules: run inside a workspace")
-    check = WorkspaceRules(root)
-    unknown = sorted(set(cfg.cascade) - {r.name for r in check.rules} - {"*"})
+    check = WorkspaceRules(root, _rule_judge(cfg, judge, root) if judge else None, cfg.cascade)
+    unknown = sorted(set(cfg.cascade) - check.names - {"*"})
     if unknown:
-        raise typer.BadParameter(f"cascade names rules the workspace does not have (or judge rules): {unknown}")
+        raise typer.BadParameter(f"cascade names rules the workspace does not have (judge rules need --judge): "
+                                 f"{unknown}")
     return check
+
+
+def _rule_judge(cfg, name: str, root: Path):
+    """training's judge (datagen's prompt, a verdict cache in the workspace) on the router deployment `name`."""
+    import training
+
+    try:
+        return training.router_judge(training.find_deployment(cfg, name), root / ".engrain" / "judge-cache.jsonl")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--judge") from None
 
 
 def _head_path(head: Path | None, cfg_path: Path | None = None) -> Path:
@@ -86,7 +112,9 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
           port: int = typer.Option(8700, help="Port"),
           workers: int = typer.Option(1, min=1, help="uvicorn worker processes"),
           api_key: Optional[str] = typer.Option(None, "--api-key", envvar="ENGRAIN_API_KEY",
-                                                help="Key clients must send (Bearer or x-api-key)")) -> None:
+                                                help="Key clients must send (Bearer or x-api-key)"),
+          judge: Optional[str] = typer.Option(None, "--judge", help="Router deployment (a [[models]] name) that "
+                                              "grades the workspace's judge rules in the cascade")) -> None:
     """Serve routed completions: OpenAI /v1/chat/completions and Anthropic /v1/messages."""
     import router
 
@@ -99,7 +127,7 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
                    "ENGRAIN_API_KEY", err=True)
         raise typer.Exit(2)
     cfg = _config(config)
-    check = _reply_check(cfg)
+    check = _reply_check(cfg, judge)
     if check and workers > 1:
         typer.echo("error: the cascade runs with one worker for now (--workers 1)", err=True)
         raise typer.Exit(2)
@@ -286,11 +314,12 @@ def _task_judge(cfg, name: str):
     """(criterion, prompt, reply) -> passed, graded by the router deployment `name` (training's judge: same
     prompt and verdict cache as eval's judge rules)."""
     import training
+    from datagen import DatagenError
 
     try:
         judge = training.router_judge(training.find_deployment(cfg, name),
                                       cfg.state_db.parent / "judge-cache.jsonl" if cfg.state_db else None)
-    except ValueError as exc:
+    except DatagenError as exc:   # no such deployment
         raise typer.BadParameter(str(exc), param_hint="--judge") from None
     return lambda criterion, prompt, reply: judge.grade(criterion, prompt, reply)[0]
 
