@@ -80,7 +80,8 @@ def _reply_check(cfg, judge: str | None) -> "WorkspaceRules | None":
     root = _workspace_root()
     if root is None:
         raise typer.BadParameter("cascade checks replies against the workspace's rules: run inside a workspace")
-    check = WorkspaceRules(root, _rule_judge(cfg, judge, root) if judge else None, cfg.cascade)
+    check = WorkspaceRules(root, _rule_judge(cfg, judge, root / ".engrain" / "judge-cache.jsonl") if judge else None,
+                           cfg.cascade)
     unknown = sorted(set(cfg.cascade) - check.names - {"*"})
     if unknown:
         raise typer.BadParameter(f"cascade names rules the workspace does not have (judge rules need --judge): "
@@ -88,13 +89,15 @@ def _reply_check(cfg, judge: str | None) -> "WorkspaceRules | None":
     return check
 
 
-def _rule_judge(cfg, name: str, root: Path):
-    """training's judge (datagen's prompt, a verdict cache in the workspace) on the router deployment `name`."""
+def _rule_judge(cfg, name: str, cache: Path | None):
+    """training's judge (datagen's prompt and verdict cache, as eval's judge rules) on the router deployment
+    `name`."""
     import training
+    from datagen import DatagenError
 
     try:
-        return training.router_judge(training.find_deployment(cfg, name), root / ".engrain" / "judge-cache.jsonl")
-    except ValueError as exc:
+        return training.router_judge(training.find_deployment(cfg, name), cache)
+    except DatagenError as exc:   # no such deployment
         raise typer.BadParameter(str(exc), param_hint="--judge") from None
 
 
@@ -311,16 +314,8 @@ def _local_model(cfg, name: Optional[str]):
 
 
 def _task_judge(cfg, name: str):
-    """(criterion, prompt, reply) -> passed, graded by the router deployment `name` (training's judge: same
-    prompt and verdict cache as eval's judge rules)."""
-    import training
-    from datagen import DatagenError
-
-    try:
-        judge = training.router_judge(training.find_deployment(cfg, name),
-                                      cfg.state_db.parent / "judge-cache.jsonl" if cfg.state_db else None)
-    except DatagenError as exc:   # no such deployment
-        raise typer.BadParameter(str(exc), param_hint="--judge") from None
+    """(criterion, prompt, reply) -> passed, graded by the router deployment `name`."""
+    judge = _rule_judge(cfg, name, cfg.state_db.parent / "judge-cache.jsonl" if cfg.state_db else None)
     return lambda criterion, prompt, reply: judge.grade(criterion, prompt, reply)[0]
 
 

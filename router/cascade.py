@@ -1,11 +1,13 @@
 """Cascade (opt-in, non-streaming): let the local tier answer, check the reply against the workspace's rules,
 and ask the next tier when it breaks one of the rules named in `cascade`.
 
-The rule check is a function the caller hands the app (`engrain serve` builds it from the workspace's rules):
-the router itself knows nothing of rules, so it imports nothing of datagen.
+The rule check is a function the caller hands the app (`engrain serve` builds it from the workspace's rules,
+judge rules included with `--judge`): the router itself knows nothing of rules, so it imports nothing of
+datagen. It runs in a worker thread: a judge rule is a blocking model call.
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
 from router.config import RouterConfig
@@ -56,7 +58,7 @@ async def answer(cfg: RouterConfig, engine: Engine, check: ReplyCheck | None, de
     usage = local.answer.get("usage") or {}
     tokens = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
     local_cost = metrics.price(local.model, *tokens)
-    rule = broken_rule(cfg, check, job, local.answer)
+    rule = await asyncio.to_thread(broken_rule, cfg, check, job, local.answer)   # a judge rule calls a model
     chain = escalation(cfg, engine) if rule is not None else None
     if rule is None or chain is None:     # kept; with no next tier a failing local answer is the best there is
         metrics.cascade.labels("passed" if rule is None else "no_next_tier").inc()

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 import datagen
+import router
 from engrain.cmd_router import WorkspaceRules
 from tests.fakes import Call, Reply, hosted_server
 from tests.router.serving import running_router
@@ -113,3 +114,65 @@ def test_serve_refuses_a_cascade_naming_rules_the_workspace_lacks(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["serve", "--port", "1"])
     assert result.exit_code != 0 and "['be-nice']" in result.output
+
+
+JUDGE_RULE = '''
+[[rules]]
+name = "plain"
+description = "The reply answers plainly, without hedging."
+kind = "judge"
+'''
+
+
+def _judged_reply(call: Call) -> Reply:
+    """As _reply, plus model `grader`: a judge that fails hedged replies; `mute`: a judge that gives no verdict."""
+    if call.model == "mute":
+        return Reply(text="I would rather not say.")
+    if call.model == "grader":
+        reply = call.messages[-1]["content"].split("Assistant reply:\n", 1)[1]
+        return Reply(text="FAIL: it hedges" if "Maybe" in reply else "PASS: plain")
+    return _reply(call)
+
+
+def test_judge_rules_take_part_in_the_cascade_when_a_judge_is_set(tmp_path):
+    import training
+
+    datagen.init_workspace(tmp_path)
+    with (tmp_path / "engrain.toml").open("a", encoding="utf-8") as f:
+        f.write(JUDGE_RULE)
+    with hosted_server(_judged_reply) as fake:
+        cfg = {"models": [{"name": n, "provider": "openai", "model": f"fake-{n}", "api_base": fake.url + "/v1"}
+                          for n in ("weak", "strong")],
+               "tiers": [{"name": "local", "models": ["weak"]}, {"name": "hosted", "models": ["strong"]}],
+               "threshold": 1.01, "cascade": ["plain"]}
+        apps: list = []
+        with running_router(cfg, app_out=apps) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            verdicts = []
+            for judge_model in ("grader", "mute"):
+                judge = router.ModelConfig(name="judge", provider="openai", model=judge_model,
+                                           api_base=fake.url + "/v1")
+                apps[0].state.reply_check = WorkspaceRules(tmp_path, training.router_judge(judge), only=["plain"])
+                for prompt in ("How do I reverse a list?", "Is this thread-safe?"):
+                    raw = client.chat.completions.with_raw_response.create(
+                        model="auto", messages=[{"role": "user", "content": prompt}])
+                    verdicts.append((raw.headers["x-engrain-cascade"], raw.headers["x-engrain-model"]))
+        asked = [r.body["model"] for r in fake.requests]
+    assert verdicts == [("local-passed", "weak"), ("local-failed:plain", "strong"),
+                        ("local-passed", "weak"), ("local-passed", "weak")]   # no verdict: the local reply stands
+    assert asked.count("grader") == 2 and asked.count("fake-strong") == 1
+
+
+def test_serve_refuses_judge_rules_in_the_cascade_without_a_judge(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from engrain.cli import app
+
+    datagen.init_workspace(tmp_path)
+    with (tmp_path / "engrain.toml").open("a", encoding="utf-8") as f:
+        f.write(JUDGE_RULE + '\n[router]\ncascade = ["plain"]\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code != 0 and "judge rules need --judge" in result.output and "['plain']" in result.output
+    result = CliRunner().invoke(app, ["serve", "--port", "1", "--judge", "nobody"])
+    assert result.exit_code != 0 and "no router deployment named 'nobody'" in result.output
