@@ -42,6 +42,7 @@ CANDIDATES = {
     "blend, length + digits weight 4": dict(feature_names=LD, blend=4.0),
 }
 ROUTELLM = "RouteLLM mf (published, MT-Bench)"
+OTHER_LOCALS = ("gpt-3.5-turbo-1106", "Mistral-7B-Instruct-v0.1", "Llama-2-70b-chat")
 
 
 def _inputs(kw: dict, x_all: np.ndarray) -> np.ndarray:
@@ -105,6 +106,13 @@ def main() -> None:
     print(row("MMLU (domain-fold CV, 5 folds of subjects)",
               recipe.cross_validated_scores(sets["mmlu"], x=xs["mmlu"], **kw), sets["mmlu"]))
     print(row("project coding prompts (default head, never saw them)", head.predict(xs["project"]), sets["project"]))
+    for weak in OTHER_LOCALS:   # the same prompts, another model as local: is the signal about Mixtral only?
+        rows = evaluate.load_arena(args.data / "arena-bench", weak=weak)
+        print(row(f"arena-bench, {weak} as local (default head)",
+                  scoring.head_scores(head, [r.prompt for r in rows]), rows))
+    # a ceiling check, never shipped: how far the same recipe gets when it may train on arena-bench itself
+    print(row("arena-bench, in-domain 10-fold CV (ceiling check, not shipped)",
+              recipe.cross_validated_scores(sets["arena"], k=10, x=xs["arena"], **kw), sets["arena"]))
     print("| random (expected) | | 50.0% | 80.0% | 0.500 |")
     print(f"| {ROUTELLM} | 80 | 13.4% | | 0.800 |")
     print(f"\n({time.time() - t0:.0f} s)")
