@@ -30,6 +30,8 @@ from router import evaluate, recipe, scoring  # noqa: E402
 from router.head import save_head  # noqa: E402
 
 LD = recipe.DEFAULT_FEATURES
+TOPICS = ["topic_math", "topic_code", "topic_extraction", "topic_reasoning"]
+COLUMNS = LD + TOPICS          # computed once per set; each candidate takes its columns
 EMB = scoring.BUNDLED_EMBEDDER
 # name -> train() arguments
 CANDIDATES = {
@@ -40,17 +42,19 @@ CANDIDATES = {
     "blend, length + digits weight 1": dict(feature_names=LD, blend=1.0),
     "blend, length + digits weight 2": dict(feature_names=LD, blend=2.0),
     "blend, length + digits weight 4": dict(feature_names=LD, blend=4.0),
+    "blend, topic + length + digits weight 2": dict(feature_names=TOPICS + LD, blend=2.0),
+    "topic + length + digits only": dict(feature_names=TOPICS + LD, embedding=None, blend=None),
 }
 ROUTELLM = "RouteLLM mf (published, MT-Bench)"
 OTHER_LOCALS = ("gpt-3.5-turbo-1106", "Mistral-7B-Instruct-v0.1", "Llama-2-70b-chat")
 
 
 def _inputs(kw: dict, x_all: np.ndarray) -> np.ndarray:
-    """The candidate's columns of the precomputed [embedding, length, digits] rows (embedding computed once)."""
+    """The candidate's columns of the precomputed [embedding, COLUMNS] rows (embedding computed once)."""
     names = list(kw["feature_names"])
-    width = x_all.shape[1] - len(LD)
+    width = x_all.shape[1] - len(COLUMNS)
     emb = x_all[:, :width] if kw.get("embedding", EMB) else x_all[:, :0]
-    return np.hstack([emb, x_all[:, [width + LD.index(n) for n in names]]])
+    return np.hstack([emb, x_all[:, [width + COLUMNS.index(n) for n in names]]])
 
 
 def choose(sets: dict, x: dict) -> dict:
@@ -68,7 +72,7 @@ def choose(sets: dict, x: dict) -> dict:
         to_mmlu = apgr(recipe.train(sets["arena"], x=xs["arena"], **kw), "mmlu")
         folds = evaluate.evaluate(recipe.cross_validated_scores(sets["mmlu"], x=xs["mmlu"], **kw), sets["mmlu"]).apgr
         mean = (to_arena + to_mmlu + folds) / 3
-        print(f"  {name:<36} MMLU->arena {to_arena:.3f}  arena->MMLU {to_mmlu:.3f}  MMLU folds {folds:.3f}  "
+        print(f"  {name:<42} MMLU->arena {to_arena:.3f}  arena->MMLU {to_mmlu:.3f}  MMLU folds {folds:.3f}  "
               f"mean {mean:.3f}  | coding prompts {to_project:.3f}", flush=True)
         if to_project > 0.5 and mean > best_mean:
             best, best_name, best_mean = kw, name, mean
@@ -91,7 +95,7 @@ def main() -> None:
     t0 = time.time()
     sets = {"mmlu": evaluate.load_labels(args.data / "mmlu"), "arena": evaluate.load_labels(args.data / "arena-bench"),
             "project": evaluate.load_labels(ROOT / "router" / "data" / "labels.jsonl")}
-    x = {k: scoring.rows([r.prompt for r in v], feature_names=LD) for k, v in sets.items()}
+    x = {k: scoring.rows([r.prompt for r in v], feature_names=COLUMNS) for k, v in sets.items()}
     kw = dict(feature_names=LD, blend=recipe.BLEND) if args.default else choose(sets, x)
     xs = {k: _inputs(kw, v) for k, v in x.items()}
     head = recipe.train(sets["mmlu"], x=xs["mmlu"], trained_on="MMLU (RouteLLM: Mixtral weak, GPT-4 strong); "
