@@ -148,7 +148,8 @@ def train(labels: Path = typer.Option(..., "--labels", help="RouteLLM CSV (promp
           out: Optional[Path] = typer.Option(None, "--out", help="Head file to write (default: workspace's)"),
           target_strong: Optional[float] = typer.Option(None, "--target-strong",
                                                         help="Also calibrate: share of prompts sent strong")) -> None:
-    """Train the scorer's head on labelled prompts (the default head's recipe: embedding, length, digits)."""
+    """Train the scorer's head on labelled prompts (embedding, length, digits in one fit; the shipped default is a
+    blend of the two, built by bench/router_head.py)."""
     from router import InputError, evaluate_scores, head_scores, load_labels, save_head, threshold_for, train_head
 
     try:
