@@ -72,11 +72,13 @@ def test_ctrl_c_ends_a_command_with_130(places):
     os.mkfifo(fifo)
     proc = subprocess.Popen([ENGRAIN, "import", fifo, "-w", places["WS"]], stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    opened = threading.Event()
-    writer = threading.Thread(target=lambda: (open(fifo, "w"), opened.set()), daemon=True)  # blocks until read
+    held: list = []                                      # the writer stays open, so the reader sees no EOF
+    writer = threading.Thread(target=lambda: held.append(open(fifo, "w")), daemon=True)  # returns once it reads
     writer.start()
-    assert opened.wait(120), "engrain import never opened the file"
+    writer.join(120)
+    assert held, "engrain import never opened the file"
     proc.send_signal(signal.SIGINT)                      # it now waits in read(): a user's Ctrl-C
     _, err = proc.communicate(timeout=60)
+    held[0].close()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
