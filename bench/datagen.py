@@ -4,6 +4,8 @@ against the goals (the anchor of this run).
     .venv/bin/python bench/datagen.py [--seed-count 50000] [--seed-embeddings minilm|random]
                                       [--batches 16] [--batch-size 64] [--singles 200]
                                       [--backends sqlite,postgresql] [--database-url postgresql://...]
+                                      [--precisions fp32,auto]
+    .venv/bin/python bench/datagen.py --check-precision 3400   (bf16 vs fp32 verdicts: bench/datagen_precision.py)
 
 Every measured submit runs the whole path: format detection, validation (structure, tool schemas, fenced code,
 rules), exact hash, MinHash LSH, MiniLM embedding + cosine search over all stored vectors, and a durable commit
@@ -14,7 +16,9 @@ the same rows through `datagen.copy_database` (a throwaway server from tests/pos
 --database-url names an empty database). Both backends then take the same measured examples. Embedding 50,000
 seeds with MiniLM takes tens of minutes on 2 busy cores; `--seed-embeddings random` stores random unit vectors
 instead, which costs the measured submits exactly as much (the cosine search is a full matrix product whatever
-the values) but never matches.
+the values) but never matches. Submit's embedding precisions (fp32, the anchor: what submit used before; auto: a
+bf16 first pass where the CPU has bf16 instructions, near-threshold cosines redone in fp32) take turns batch by
+batch on the same workspace, so a change in load hits both alike.
 """
 from __future__ import annotations
 
