@@ -20,10 +20,9 @@ EXIT_STATUSES = """\
 Exit status, for every command:
   0    done
   1    the work failed: an example was rejected, a model or provider call failed, training or packaging
-       failed, a file could not be written; for train, package and models also a [training] setting or a
-       run id they cannot use
+       failed, a file could not be written
   2    bad usage or input: an unknown option or value, no workspace, an engrain.toml or router config that
-       does not validate, an example id, category, run or path that names nothing usable
+       does not validate, an example id, category, run, stage, base model or path that names nothing usable
   130  interrupted (Ctrl-C or SIGTERM); an interrupted training run says how to resume it
 """
 
@@ -48,7 +47,7 @@ def exit_status(exc: BaseException) -> int | None:
     import datagen
     import training
 
-    if isinstance(exc, datagen.DatagenError):
+    if isinstance(exc, (datagen.DatagenError, training.TrainingInputError)):
         return USAGE
     if isinstance(exc, training.TrainingError) or datagen.describe_failure(exc) is not None:
         return FAILED

@@ -6,7 +6,7 @@ from importlib import import_module
 
 from training.config import TOML_TEMPLATE, StageConfig, TrainingConfig, TrainingConfigError
 from training.detached import start_training
-from training.errors import RunFailed, TrainingError
+from training.errors import RunFailed, TrainingError, TrainingInputError
 from training.package import package
 from training.registry import (RunNotFound, RunRecord, RunStatus, StageResult, get_run, list_runs, record_eval,
                                run_status)
@@ -29,6 +29,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "TOML_TEMPLATE", "RunFailed", "RunNotFound", "RunRecord", "RunStatus", "StageConfig", "StageResult",
-    "TrainingConfig", "TrainingConfigError", "TrainingError", "get_run", "interrupt_on_sigterm", "launch",
+    "TrainingConfig", "TrainingConfigError", "TrainingError", "TrainingInputError", "get_run", "interrupt_on_sigterm", "launch",
     "list_runs", "main_process", "package", "record_eval", "run_status", "start_training", "train", *_LAZY,
 ]

@@ -24,8 +24,8 @@ REJECTED = {"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant
 CASES = [
     (["coverage", "-w", "WS"], 0, "tool-use"),
     (["import", "WS/rejected.jsonl", "-w", "WS"], 1, "1 rejected"),
-    (["models", "show", "20990101-000000-abcd", "-w", "WS"], 1, "no training run"),
-    (["train", "--backend", "hf", "--stage", "nope", "-w", "WS"], 1, "no stage 'nope'"),
+    (["models", "show", "20990101-000000-abcd", "-w", "WS"], 2, "no training run"),
+    (["train", "--backend", "hf", "--stage", "nope", "-w", "WS"], 2, "no stage 'nope'"),
     (["coverage", "--no-such-option"], 2, "No such option"),
     (["coverage", "-w", "EMPTY"], 2, "run `engrain init`"),
     (["models", "-w", "EMPTY"], 2, "run `engrain init`"),

@@ -24,7 +24,7 @@ def test_invalid_training_section_is_a_clear_cli_error(workspace):
     ws = workspace('[training]\nlora_r = 0\nbackend = "tpu"\n[[training.stages]]\nname = "a"\n'
                    '[[training.stages]]\nname = "a"\n')
     result = CliRunner().invoke(app, ["train", "--workspace", str(ws.root)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "engrain.toml [training] is invalid" in result.output
     assert "lora_r" in result.output and "backend" in result.output
 
@@ -33,9 +33,9 @@ def test_unknown_stage_and_base_are_clear_errors(workspace):
     ws = workspace('[training]\nbase = "/no/such/model"\n[[training.stages]]\nname = "tools"\n')
     runner = CliRunner()
     stage = runner.invoke(app, ["train", "--stage", "nope", "--workspace", str(ws.root)])
-    assert stage.exit_code == 1 and "no stage 'nope'" in stage.output and "tools" in stage.output
+    assert stage.exit_code == 2 and "no stage 'nope'" in stage.output and "tools" in stage.output
     base = runner.invoke(app, ["train", "--backend", "hf", "--workspace", str(ws.root)])
-    assert base.exit_code == 1 and "never downloads models" in base.output
+    assert base.exit_code == 2 and "never downloads models" in base.output
 
 
 def test_repository_modelfile_matches_what_package_writes():

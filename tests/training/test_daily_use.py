@@ -51,7 +51,7 @@ def test_a_nan_loss_and_an_old_record_leave_the_registry_readable(workspace):
     assert runs[nan_run.id]["losses"][1] == "NaN" and runs[legacy.name]["losses"][1] == "NaN"
     assert "unreadable" in runs[broken.name]["error"]
     assert math.isnan(training.get_run(ws, nan_run.id).losses[1])
-    assert unknown.exit_code == 1 and "no training run 'no-such-run'" in unknown.output
+    assert unknown.exit_code == 2 and "no training run 'no-such-run'" in unknown.output
     assert "Traceback" not in listed.output + as_json.output + unknown.output
 
 

@@ -81,7 +81,7 @@ def test_bad_multi_process_settings_are_refused_before_launch(toml_extra, backen
     ws = workspace(tiny_toml(tiny_model).replace("[training]\n", "[training]\n" + toml_extra).replace(
         "batch_size = 6\n", "" if toml_extra else "batch_size = 6\n"))
     result = CliRunner().invoke(app, ["train", "--backend", backend, "--processes", "2", "--workspace", str(ws.root)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output
 
 

@@ -33,7 +33,7 @@ def test_resume_refuses_an_unknown_or_path_like_id_and_creates_nothing(workspace
 
     result = CliRunner().invoke(app, ["train", "--resume", run_id, "--max-steps", "1", "-w", str(ws.root)])
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert says in result.output and "Traceback" not in result.output
     after = sorted(p.name for p in registry.runs_dir(ws).glob("*")) if registry.runs_dir(ws).exists() else []
     assert after == before

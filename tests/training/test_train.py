@@ -123,7 +123,7 @@ def test_models_lists_and_shows_runs(tiny_model, workspace):
     shown = runner.invoke(app, ["models", "show", record.id, "--workspace", str(ws.root)])
     assert json.loads(shown.output)["dataset_hash"] == record.dataset_hash
     missing = runner.invoke(app, ["models", "show", "nope", "--workspace", str(ws.root)])
-    assert missing.exit_code == 1 and "no training run 'nope'" in missing.output
+    assert missing.exit_code == 2 and "no training run 'nope'" in missing.output
 
 
 def test_no_examples_is_a_clear_error(tiny_model, workspace):
