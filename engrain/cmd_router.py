@@ -10,36 +10,38 @@ from typing import Optional, Sequence
 
 import typer
 
+from engrain.shared import WorkspaceOption
+
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _workspace_root() -> Path | None:
+def _workspace_root(start: Path | None = None) -> Path | None:
     from datagen import workspace_root   # here: datagen's import is not free, and `serve` may run without one
 
-    return workspace_root()
+    return workspace_root(start)
 
 
-def _workspace_head() -> Path:
+def _workspace_head(start: Path | None = None) -> Path:
     """Where train/calibrate write the head and serve looks for it: <workspace>/.engrain/router/head.json."""
-    return (_workspace_root() or Path.cwd()) / ".engrain" / "router" / "head.json"
+    return (_workspace_root(start) or Path.cwd()) / ".engrain" / "router" / "head.json"
 
 
-def _config(path: Path | None):
+def _config(path: Path | None, start: Path | None = None):
     import tomllib
 
     from datagen import setting_problems
     from pydantic import ValidationError
     from router import load_config
 
-    root = _workspace_root()
+    root = _workspace_root(start)
     source = path if path else (root / "engrain.toml" if root else None)
     try:
         cfg = load_config(source, state_dir=root / ".engrain" if root else None)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError) as exc:
         problems = setting_problems(exc, "router") if isinstance(exc, ValidationError) else exc
         raise typer.BadParameter(f"router config {source}: {problems}") from None
-    if cfg.head is None and _workspace_head().exists():
-        cfg.head = _workspace_head()
+    if cfg.head is None and _workspace_head(start).exists():
+        cfg.head = _workspace_head(start)
     return cfg
 
 
@@ -74,10 +76,10 @@ class WorkspaceRules:
         return [r.name for r in results if r.applicable and not r.passed]
 
 
-def _reply_check(cfg, judge: str | None) -> "WorkspaceRules | None":
+def _reply_check(cfg, judge: str | None, start: Path | None) -> "WorkspaceRules | None":
     if not cfg.cascade:
         return None
-    root = _workspace_root()
+    root = _workspace_root(start)
     if root is None:
         raise typer.BadParameter("cascade checks replies against the workspace's rules: run inside a workspace")
     check = WorkspaceRules(root, _rule_judge(cfg, judge, root / ".engrain" / "judge-cache.jsonl") if judge else None,
@@ -117,7 +119,8 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
           api_key: Optional[str] = typer.Option(None, "--api-key", envvar="ENGRAIN_API_KEY",
                                                 help="Key clients must send (Bearer or x-api-key)"),
           judge: Optional[str] = typer.Option(None, "--judge", help="Router deployment (a [[models]] name) that "
-                                              "grades the workspace's judge rules in the cascade")) -> None:
+                                              "grades the workspace's judge rules in the cascade"),
+          workspace: Optional[Path] = WorkspaceOption) -> None:
     """Serve routed completions: OpenAI /v1/chat/completions and Anthropic /v1/messages."""
     import router
 
@@ -129,8 +132,8 @@ def serve(config: Optional[Path] = typer.Option(None, "--config", help="TOML fil
         typer.echo(f"error: binding {host} exposes the router beyond this machine; pass --api-key or set "
                    "ENGRAIN_API_KEY", err=True)
         raise typer.Exit(2)
-    cfg = _config(config)
-    check = _reply_check(cfg, judge)
+    cfg = _config(config, workspace)
+    check = _reply_check(cfg, judge, workspace)
     if check and workers > 1:
         typer.echo("error: the cascade runs with one worker for now (--workers 1)", err=True)
         raise typer.Exit(2)

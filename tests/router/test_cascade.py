@@ -103,16 +103,20 @@ def test_streams_and_explicit_models_are_not_cascaded(setup):
     assert "x-engrain-cascade" not in explicit.headers
 
 
-def test_serve_refuses_a_cascade_naming_rules_the_workspace_lacks(tmp_path, monkeypatch):
+def _serve(workspace: Path, toml: str, *args: str):
+    """`engrain serve` in a fresh workspace whose engrain.toml ends with `toml` (refusals come before it listens)."""
     from typer.testing import CliRunner
 
     from engrain.cli import app
 
-    datagen.init_workspace(tmp_path)
-    with (tmp_path / "engrain.toml").open("a", encoding="utf-8") as f:
-        f.write(RULES + '\n[router]\ncascade = ["no-hedging", "be-nice"]\n')
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+    datagen.init_workspace(workspace)
+    with (workspace / "engrain.toml").open("a", encoding="utf-8") as f:
+        f.write(toml)
+    return CliRunner().invoke(app, ["serve", "--port", "1", "-w", str(workspace), *args])
+
+
+def test_serve_refuses_a_cascade_naming_rules_the_workspace_lacks(tmp_path):
+    result = _serve(tmp_path, RULES + '\n[router]\ncascade = ["no-hedging", "be-nice"]\n')
     assert result.exit_code != 0 and "['be-nice']" in result.output
 
 
@@ -163,16 +167,8 @@ def test_judge_rules_take_part_in_the_cascade_when_a_judge_is_set(tmp_path):
     assert asked.count("grader") == 2 and asked.count("fake-strong") == 1
 
 
-def test_serve_refuses_judge_rules_in_the_cascade_without_a_judge(tmp_path, monkeypatch):
-    from typer.testing import CliRunner
-
-    from engrain.cli import app
-
-    datagen.init_workspace(tmp_path)
-    with (tmp_path / "engrain.toml").open("a", encoding="utf-8") as f:
-        f.write(JUDGE_RULE + '\n[router]\ncascade = ["plain"]\n')
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["serve", "--port", "1"])
+def test_serve_refuses_judge_rules_in_the_cascade_without_a_judge(tmp_path):
+    result = _serve(tmp_path / "a", JUDGE_RULE + '\n[router]\ncascade = ["plain"]\n')
     assert result.exit_code != 0 and "judge rules need --judge" in result.output and "['plain']" in result.output
-    result = CliRunner().invoke(app, ["serve", "--port", "1", "--judge", "nobody"])
+    result = _serve(tmp_path / "b", JUDGE_RULE + '\n[router]\ncascade = ["plain"]\n', "--judge", "nobody")
     assert result.exit_code != 0 and "no router deployment named 'nobody'" in result.output
