@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))   # the project's `router` package, not bench/router.py beside this script
 QUICKSTART = REPO / "engrain" / "quickstart" / "workspace"
-DEFAULT_GRID = ("r=16,lr=2e-3,seq=256,epochs=1;"      # the recipe before two epochs
-                "r=16,lr=2e-3,seq=256,epochs=2;"      # the shipped recipe
+DEFAULT_GRID = ("r=16,lr=2e-3,seq=256,epochs=1;"      # the shipped recipe
+                "r=16,lr=2e-3,seq=256,epochs=2;"
                 "r=16,lr=2e-3,seq=192,epochs=2.5;"    # shorter rows buy half an epoch at the same cost
                 "r=32,lr=1e-3,seq=256,epochs=2")
 KEYS = {"r": "LORA_R", "lr": "LEARNING_RATE", "seq": "MAX_SEQ_LEN", "epochs": "EPOCHS"}
