@@ -70,15 +70,17 @@ def test_the_cases_cover_every_documented_status():
 def test_ctrl_c_ends_a_command_with_130(places):
     fifo = Path(places["WS"]) / "stdin.jsonl"
     os.mkfifo(fifo)
+    # SIGINT at its default, as a terminal delivers it (a background job inherits it ignored)
     proc = subprocess.Popen([ENGRAIN, "import", fifo, "-w", places["WS"]], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     held: list = []                                      # the writer stays open, so the reader sees no EOF
     writer = threading.Thread(target=lambda: held.append(open(fifo, "w")), daemon=True)  # returns once it reads
     writer.start()
     writer.join(120)
     assert held, "engrain import never opened the file"
     proc.send_signal(signal.SIGINT)                      # it now waits in read(): a user's Ctrl-C
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=120)
     held[0].close()
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
