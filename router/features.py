@@ -28,6 +28,9 @@ _EXTRACTION = re.compile(r"\b(extract|summari[sz]e|summary|list (all|the)|from t
                          r"identify|classify|categori[sz]e|translate|rewrite|paraphrase|table|bullet|format)\b", re.I)
 _LOGIC = re.compile(r"\b(step by step|think|reason|logic(al)?|puzzle|riddle|prove|why|explain|infer|deduce|"
                     r"assum(e|ption)|if\b.{0,80}\bthen|therefore|imply|implies|argument|paradox)\b", re.I)
+# a multiple-choice scaffold (MMLU's shape): lettered choice lines, then a closing "Answer:"
+_CHOICE = re.compile(r"^[ \t]*[A-D]\.[ \t].*(?:\n|$)", re.M)
+_ANSWER = "Answer:"
 TOPICS = ("math", "code", "extraction", "reasoning")
 # pattern features read the head of long prompts only: a 50 KB agent request must not cost milliseconds
 _SCAN = 4000
@@ -62,6 +65,17 @@ _FEATURES: dict[str, Callable[[str, int, int], float]] = {
     "topic_reasoning": lambda t, turns, tools: _share(_LOGIC, t),
 }
 NAMES = list(_FEATURES)
+
+
+def question(text: str) -> str:
+    """The question without a multiple-choice scaffold (choice lines `A. ...` to `D. ...` and the closing
+    `Answer:`); any other text unchanged. Heads are fitted on MMLU, whose every prompt carries the scaffold and
+    no chat prompt does: reading it, a head learns the format (four answer lines add length) instead of what
+    makes a question hard. Only a text that ends with `Answer:` is touched, so the check costs one suffix test."""
+    end = text.rstrip()
+    if not end.endswith(_ANSWER):
+        return text
+    return _CHOICE.sub("", end[:-len(_ANSWER)]).strip()
 
 
 def features(text: str, names: list[str] | None = None, *, turns: int = 1, tools: int = 0) -> np.ndarray:

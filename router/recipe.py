@@ -4,11 +4,12 @@ The default head is a blend of two heads fitted on the public MMLU labels (Mixtr
 one over the static MiniLM embedding alone, strongly regularised, and one over prompt length + share of digits;
 their logits are z-scored and summed with the cheap block weighing BLEND. A joint fit lets 384 embedding
 weights learn MMLU's subjects (moral scenarios, law), which no chat prompt shares, and drown the length and
-digit signal that does carry over; the blend keeps that signal. BLEND and the features were chosen by
-cross-set validation (fit on MMLU, measure on arena-bench, and the reverse, plus MMLU domain folds; see
-bench/router_head.py), never on one set alone. The project's coding prompts are a sanity check, not training
-data; they set the threshold (calibrated()). Small outcome sets (router/learn.py) use the joint fit: there
-the user's own prompts are the domain.
+digit signal that does carry over; the blend keeps that signal. Every prompt is read without a multiple-choice
+scaffold (features.question), so the fit cannot learn MMLU's format. BLEND and the features were chosen by MMLU
+domain folds (train on some subjects, score the others), among recipes not backwards on the project's coding
+prompts (bench/router_head.py); arena-bench is held out, never part of a choice. The coding prompts are a
+sanity check, not training data; they set the threshold (calibrated()). Small outcome sets (router/learn.py)
+use the joint fit: there the user's own prompts are the domain.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from router.evaluate import Labelled
 from router.head import Head, fit, folds_of
 
 DEFAULT_FEATURES = ["log_chars", "digit_share"]
-BLEND = 2.0                  # weight of the cheap-feature block's z-scored logit against the embedding block's
+BLEND = 4.0                  # weight of the cheap-feature block's z-scored logit against the embedding block's
 L2_GRID = (1.0, 10.0, 100.0, 1000.0)
 LARGE = 2000                 # above this many prompts L2 is fixed (a group-fold search over 14k prompts costs
 EMBEDDING_L2 = (300.0,)      # minutes on a laptop); the embedding block is shrunk hard so it cannot learn MMLU's

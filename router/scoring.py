@@ -38,8 +38,10 @@ def prompt_of(messages: list[dict]) -> tuple[str, int]:
 
 def rows(texts: Sequence[str], *, name: str | None = BUNDLED_EMBEDDER, feature_names: Sequence[str] | None = None,
          turns: Sequence[int] | None = None, tools: Sequence[int] | None = None) -> np.ndarray:
-    """The head's input rows for `texts`: [embedding (unless `name` is None), the named cheap features]."""
+    """The head's input rows for `texts`: [embedding (unless `name` is None), the named cheap features], both
+    read from the question without a multiple-choice scaffold (features.question)."""
     names = list(feature_names or features.NAMES)
+    texts = [features.question(t) for t in texts]
     feats = np.stack([features.features(t, names, turns=(turns or [1] * len(texts))[i],
                                         tools=(tools or [0] * len(texts))[i])
                       for i, t in enumerate(texts)]) if texts else np.zeros((0, len(names)), np.float32)

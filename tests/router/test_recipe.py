@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router import BUNDLED_HEAD, evaluate, recipe
+from router import BUNDLED_HEAD, evaluate, features, recipe
 from router.head import load_head
 from router.scoring import head_scores
 
@@ -50,3 +50,21 @@ def test_calibration_sends_the_strong_share_over_0_5_and_keeps_the_ranking():
     share = np.mean([r.needs_strong for r in rows])
     assert abs(np.mean(after >= 0.5) - share) <= 1 / len(rows) and head.threshold == 0.5
     assert (np.argsort(before, kind="stable") == np.argsort(after, kind="stable")).all()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Find x.\nA. 0\nB. 4\nC. 2\nD. 6\nAnswer:", "Find x."),                 # MMLU's shape
+    ("Pick one:\n  A. cat\nB. dog\nAnswer:  \n", "Pick one:"),               # indented choices, trailing space
+    ("Line A. is not a choice\nAnswer:", "Line A. is not a choice"),          # only whole choice lines go
+    ("A. first\nB. second\nWhich is right?", "A. first\nB. second\nWhich is right?"),   # no Answer: kept whole
+    ("How do I reverse a list in Python?", "How do I reverse a list in Python?"),
+])
+def test_question_drops_only_a_multiple_choice_scaffold(text, expected):
+    assert features.question(text) == expected
+
+
+def test_the_head_reads_the_question_not_the_scaffold():
+    head = load_head(BUNDLED_HEAD)
+    stem = "What is the boiling point of water at sea level in degrees Celsius?"
+    scaffolded = stem + "\nA. 90\nB. 100\nC. 110\nD. 120\nAnswer:"
+    assert np.allclose(head_scores(head, [stem]), head_scores(head, [scaffolded]))
