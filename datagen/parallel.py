@@ -45,7 +45,7 @@ def idle_workers(pieces: int) -> int:
     others = _others_busy(cores)
     if others is None:  # no recent sample: the load average, which counts this process as one busy core
         others = max(0.0, os.getloadavg()[0] - 1)
-    return max(1, min(pieces, len(cores), int(len(cores) - others + 1 - FREE_CORE)))
+    return max(1, min(pieces, len(cores), int(len(cores) - others + FREE_CORE)))
 
 
 @dataclass

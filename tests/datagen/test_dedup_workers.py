@@ -2,6 +2,8 @@
 workers run changes no vector, no cosine and no verdict."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,15 @@ def test_verdicts_do_not_depend_on_the_worker_count(tmp_path, workers):
         verdicts.append([(v.accepted, v.duplicate_of, v.reasons) for v in datagen.submit(ws, batch)])
     assert verdicts[0] == verdicts[1]
     assert verdicts[0][0][0] and verdicts[0][-1][1] is not None  # the paraphrase is caught either way
+
+
+@pytest.mark.parametrize(("others", "load", "pieces", "expected"), [
+    (0.0, 9.0, 64, 2), (0.25, 9.0, 64, 2), (0.35, 0.0, 64, 1), (1.0, 0.0, 64, 1), (1.8, 0.0, 64, 1),
+    (0.0, 0.0, 1, 1), (None, 1.2, 64, 2), (None, 2.1, 64, 1)])
+def test_a_core_is_free_when_other_processes_used_under_0_3_of_it(monkeypatch, others, load, pieces, expected):
+    """`others`: cores' worth of CPU other processes used lately; without a sample yet (None) the load average
+    decides, counting this process as one busy core."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(parallel, "_others_busy", lambda cores: others)
+    assert parallel.idle_workers(pieces) == expected
