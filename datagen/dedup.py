@@ -144,11 +144,11 @@ def _forward(model, precision: str, features: dict) -> np.ndarray:
         return torch.nn.functional.normalize(embeddings, p=2, dim=1).float().numpy()
 
 
-def _cosine_block(query, stored, out, bounds: tuple[int, int]) -> None:
-    """out[:, start:end] = query @ stored[start:end].T, on this thread alone (see datagen/parallel.py)."""
+def _cosine_block(query, stored, bounds: tuple[int, int]) -> np.ndarray:
+    """query @ stored[start:end].T in fp32, on this thread alone (see datagen/parallel.py)."""
     start, end = bounds
     with parallel.torch_threads(1):
-        out[:, start:end] = query @ stored[start:end].T
+        return (query @ stored[start:end].T).float().numpy()
 
 
 def fast_precision(model_name: str) -> str:
@@ -289,12 +289,10 @@ class Index:
         if self.low_rows < n:
             self.low[self.low_rows:n] = torch.from_numpy(self.vectors[self.low_rows:n]).bfloat16()
             self.low_rows = n
-        cosines = np.empty((len(vectors), n), np.float32)
         bounds = np.linspace(0, n, parallel.idle_workers(-(-n // SEARCH_BLOCK)) + 1, dtype=int)
         block = functools.partial(_cosine_block, torch.from_numpy(np.ascontiguousarray(vectors)).bfloat16(),
-                                  self.low, torch.from_numpy(cosines))
-        parallel.share(len(bounds) - 1, block, list(zip(bounds[:-1], bounds[1:])))
-        return cosines
+                                  self.low)
+        return np.concatenate(parallel.share(len(bounds) - 1, block, list(zip(bounds[:-1], bounds[1:]))), axis=1)
 
     def closest(self, vectors: np.ndarray, approximate: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         """(rows indexed when `approximate` = approximate_cosines(vectors) was computed, each vector's closest

@@ -19,12 +19,12 @@ if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
-# Go, whose text/template is what Ollama fills a Modelfile TEMPLATE with: the template test renders it for real.
 if ! command -v curl >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   # the README's Claude Code commands (run as written by tests/router/test_claude_code.py) wait with curl
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
 fi
+# Go, whose text/template is what Ollama fills a Modelfile TEMPLATE with: the template test renders it for real.
 if ! command -v go >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
