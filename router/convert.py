@@ -87,7 +87,8 @@ def to_anthropic(completion: dict, model: str) -> dict:
     return {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": model,
             "content": blocks, "stop_reason": _STOP_TO_ANTHROPIC.get(choice.get("finish_reason") or "stop", "end_turn"),
             "stop_sequence": None,
-            "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)}}
+            "usage": {"input_tokens": usage.get("prompt_tokens", 0),
+                      "output_tokens": usage.get("completion_tokens", 0)}}
 
 
 def _json_args(arguments: Any) -> dict:

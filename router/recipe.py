@@ -55,9 +55,10 @@ def _blended(emb: Head, cheap: Head, x: np.ndarray, width: int, weight: float, t
     za, zb = emb.logits(x[:, :width]), cheap.logits(x[:, width:])
     sa, sb = float(za.std()) or 1.0, float(zb.std()) or 1.0
     bias = (emb.bias - float(za.mean())) / sa + weight * (cheap.bias - float(zb.mean())) / sb
+    weights = [w / sa for w in emb.weights] + [weight * w / sb for w in cheap.weights]
     return Head(embedding_model=emb.embedding_model, features=cheap.features, mean=emb.mean + cheap.mean,
-                std=emb.std + cheap.std, weights=[w / sa for w in emb.weights] + [weight * w / sb for w in cheap.weights],
-                bias=bias, l2=emb.l2, blend=weight, trained_on=trained_on, n=emb.n, positives=emb.positives)
+                std=emb.std + cheap.std, weights=weights, bias=bias, l2=emb.l2, blend=weight, trained_on=trained_on,
+                n=emb.n, positives=emb.positives)
 
 
 def calibrated(head: Head, rows: Sequence[Labelled]) -> Head:
