@@ -43,19 +43,7 @@ def register_for_claude_code(root: Path, router_url: str | None = None,
 
 
 def _merge_mcp_json(path: Path, entry: dict) -> None:
-    config = {}
-    if path.exists():
-        try:
-            config = json.loads(path.read_text() or "{}")
-        except json.JSONDecodeError as exc:
-            # Rewriting it would drop the user's other servers. DatagenError: the CLI prints these as one line.
-            raise datagen.DatagenError(
-                f"{path} is not valid JSON ({exc}); fix it and run `engrain init --claude` again"
-            ) from exc
-    if not isinstance(config, dict) or not isinstance(config.setdefault("mcpServers", {}), dict):
-        raise datagen.DatagenError(
-            f'{path} should hold {{"mcpServers": {{...}}}}; fix it and run `engrain init --claude` again'
-        )
+    config = _json_object(path, "mcpServers", "engrain init --claude")
     config["mcpServers"][SERVER_NAME] = entry
     _atomic_write(path, json.dumps(config, indent=2) + "\n")
 
@@ -68,19 +56,24 @@ def router_env(router_url: str) -> dict[str, str]:
 
 
 def _merge_settings_env(path: Path, env: dict[str, str]) -> None:
-    settings = {}
-    if path.exists():
-        try:
-            settings = json.loads(path.read_text() or "{}")
-        except json.JSONDecodeError as exc:
-            raise datagen.DatagenError(
-                f"{path} is not valid JSON ({exc}); fix it and run `engrain init --claude --router` again"
-            ) from exc
-    if not isinstance(settings, dict) or not isinstance(settings.setdefault("env", {}), dict):
-        raise datagen.DatagenError(f'{path} should hold {{"env": {{...}}, ...}}; fix it and run `engrain init` again')
+    settings = _json_object(path, "env", "engrain init --claude --router")
     settings["env"].update(env)
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, json.dumps(settings, indent=2) + "\n")
+
+
+def _json_object(path: Path, key: str, command: str) -> dict:
+    """The user's JSON file (empty when missing) whose `key` holds an object. Anything else is refused, not
+    rewritten: rewriting would drop the user's other entries. DatagenError: the CLI prints it as one line."""
+    data = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text() or "{}")
+        except json.JSONDecodeError as exc:
+            raise datagen.DatagenError(f"{path} is not valid JSON ({exc}); fix it and run `{command}` again") from exc
+    if not isinstance(data, dict) or not isinstance(data.setdefault(key, {}), dict):
+        raise datagen.DatagenError(f'{path} should hold {{"{key}": {{...}}, ...}}; fix it and run `{command}` again')
+    return data
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -51,11 +51,20 @@ async def test_register_merges_mcp_json_and_writes_one_subagent_per_category(wor
     assert edited.read_text() == "my own version"  # a user's edit survives a second registration
 
 
-def test_register_refuses_to_clobber_a_broken_mcp_json(workspace):
-    (workspace.root / ".mcp.json").write_text("{not json")
-    with pytest.raises(datagen.DatagenError, match="not valid JSON"):
-        register_for_claude_code(workspace.root)
-    assert (workspace.root / ".mcp.json").read_text() == "{not json"
+@pytest.mark.parametrize("file, text, reason", [
+    (".mcp.json", "{not json", "not valid JSON"),
+    (".mcp.json", "[1, 2]", 'should hold {"mcpServers"'),
+    (".mcp.json", '{"mcpServers": []}', 'should hold {"mcpServers"'),
+    (".claude/settings.json", "{not json", r"not valid JSON .*engrain init --claude --router"),
+    (".claude/settings.json", '{"env": "x"}', 'should hold {"env"'),
+])
+def test_register_refuses_to_clobber_a_file_it_cannot_merge_into(workspace, file, text, reason):
+    path = workspace.root / file
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
+    with pytest.raises(datagen.DatagenError, match=reason):
+        register_for_claude_code(workspace.root, router_url="http://127.0.0.1:4000")
+    assert path.read_text() == text
 
 
 @pytest.mark.timeout(300)
