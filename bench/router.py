@@ -152,6 +152,24 @@ def start_mock() -> tuple[subprocess.Popen, str]:
     return mock, mock.stdout.readline().strip()
 
 
+def mock_router_toml(provider: str, model: str, api_base: str) -> str:
+    """A router config whose one model, the mock, serves both tiers: every request is scored, then forwarded."""
+    return f"""[router]
+[[router.models]]
+name = "mock"
+provider = "{provider}"
+model = "{model}"
+api_base = "{api_base}"
+api_key = "x"
+[[router.tiers]]
+name = "local"
+models = ["mock"]
+[[router.tiers]]
+name = "hosted"
+models = ["mock"]
+"""
+
+
 def anthropic_bench(n: int, c: int, proxy_bin: Path) -> None:
     """Anthropic's API: our /v1/messages (the `anthropic` provider, passed through) vs the LiteLLM proxy's
     /v1/messages, both in front of the mock's /v1/messages."""
@@ -160,20 +178,7 @@ def anthropic_bench(n: int, c: int, proxy_bin: Path) -> None:
         mock, mock_url = start_mock()
         procs.append(mock)
         work = Path(tempfile.mkdtemp(prefix="engrain-bench-anthropic-"))
-        (work / "router.toml").write_text(f"""[router]
-[[router.models]]
-name = "mock"
-provider = "anthropic"
-model = "mock"
-api_base = "{mock_url}"
-api_key = "x"
-[[router.tiers]]
-name = "local"
-models = ["mock"]
-[[router.tiers]]
-name = "hosted"
-models = ["mock"]
-""")
+        (work / "router.toml").write_text(mock_router_toml("anthropic", "mock", mock_url))
         (work / "litellm.yaml").write_text(f"""model_list:
   - model_name: mock
     litellm_params:
@@ -239,28 +244,12 @@ def main() -> None:
     try:
         theirs_port = free_port()
         work = Path(tempfile.mkdtemp(prefix="engrain-bench-"))
-        mock = subprocess.Popen([sys.executable, "-c", "import time; from tests.fakes.hosted import start_hosted; "
-                                 "print(start_hosted().url, flush=True); time.sleep(1e9)"],
-                                cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        mock, mock_url = start_mock()
         procs.append(mock)
-        mock_url = mock.stdout.readline().strip()
         # ours twice: the mock speaks OpenAI, so a user would pick the `openai` provider (forwarded as is);
         # the `litellm` provider (what hosted Claude/GPT go through) is measured beside it
         for provider, model in (("openai", "mock"), ("litellm", "openai/mock")):
-            (work / f"router-{provider}.toml").write_text(f"""[router]
-[[router.models]]
-name = "mock"
-provider = "{provider}"
-model = "{model}"
-api_base = "{mock_url}/v1"
-api_key = "x"
-[[router.tiers]]
-name = "local"
-models = ["mock"]
-[[router.tiers]]
-name = "hosted"
-models = ["mock"]
-""")
+            (work / f"router-{provider}.toml").write_text(mock_router_toml(provider, model, f"{mock_url}/v1"))
         (work / "litellm.yaml").write_text(f"""model_list:
   - model_name: mock
     litellm_params:
